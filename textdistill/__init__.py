@@ -1,6 +1,14 @@
-"""textdistill: knowledge distillation for transformer text classifiers."""
+"""textdistill: knowledge distillation for transformer text classifiers.
+
+The pipeline, one module each: ``data`` (loading, batching) -> ``models`` (adaptors,
+layer mappings, projections, students) -> ``losses`` -> ``objective`` and ``distiller``
+(the one training loop) -> ``export``.
+"""
 
 from .config import ConfigError, DistillationConfig, Match, TrainingConfig
+from .distiller import Distiller, StepCallback
+from .history import History
+from .losses import available_losses, get_loss, register_loss
 from .schedules import Schedule
 
 __version__ = "0.1.0"
@@ -8,8 +16,14 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "DistillationConfig",
+    "Distiller",
+    "History",
     "Match",
     "Schedule",
+    "StepCallback",
     "TrainingConfig",
     "__version__",
+    "available_losses",
+    "get_loss",
+    "register_loss",
 ]

@@ -20,7 +20,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 from .schedules import Schedule
 
@@ -75,9 +75,9 @@ class Match:
     feature: Literal["hidden", "attention"]
     student_layer: int
     teacher_layer: int
-    loss: Optional[str] = None
+    loss: str | None = None
     weight: float = 1.0
-    projection: Optional[str] = None
+    projection: str | None = None
     projection_init: str = "xavier"
     teacher_index: int = 0
 
@@ -139,7 +139,7 @@ class DistillationConfig:
 
     temperature: float = 2.0
     temperature_schedule: Schedule = field(default_factory=Schedule)
-    logit_loss: Optional[str] = "kd_kl"
+    logit_loss: str | None = "kd_kl"
     logit_loss_options: dict = field(default_factory=dict)
     soft_weight: float = 1.0
     soft_weight_schedule: Schedule = field(default_factory=Schedule)
@@ -147,14 +147,14 @@ class DistillationConfig:
     hard_weight_schedule: Schedule = field(default_factory=Schedule)
     intermediate_weight: float = 1.0
     intermediate_weight_schedule: Schedule = field(default_factory=Schedule)
-    matches: Union[list[Match], str] = field(default_factory=list)
+    matches: list[Match] | str = field(default_factory=list)
     preset_features: list[str] = field(default_factory=lambda: ["hidden", "attention"])
     hidden_loss: str = "hidden_mse"
     attention_loss: str = "attention_mse"
-    projection: Optional[str] = "linear"
-    skip_every: Optional[int] = None
+    projection: str | None = "linear"
+    skip_every: int | None = None
     probability_shift: bool = False
-    teacher_weights: Optional[list[float]] = None
+    teacher_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
         _positive("distill.temperature", self.temperature)
@@ -232,26 +232,26 @@ class TrainingConfig:
 
     output_dir: str = "runs/textdistill"
     epochs: float = 3.0
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     batch_size: int = 32
-    eval_batch_size: Optional[int] = None
+    eval_batch_size: int | None = None
     lr: float = 5e-5
-    projection_lr: Optional[float] = None
+    projection_lr: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    warmup_steps: Optional[int] = None
+    warmup_steps: int | None = None
     scheduler: str = "linear"
     gradient_accumulation_steps: int = 1
-    max_grad_norm: Optional[float] = 1.0
+    max_grad_norm: float | None = 1.0
     precision: str = "no"
     seed: int = 42
-    eval_steps: Optional[int] = None
-    save_steps: Optional[int] = None
+    eval_steps: int | None = None
+    save_steps: int | None = None
     logging_steps: int = 50
-    save_total_limit: Optional[int] = 2
+    save_total_limit: int | None = 2
     metric_for_best: str = "accuracy"
     greater_is_better: bool = True
-    early_stopping_patience: Optional[int] = None
+    early_stopping_patience: int | None = None
     group_by_length: bool = True
     padding: str = "longest"
     max_length: int = 128

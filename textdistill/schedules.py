@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 ScheduleFn = Callable[[float, float, float], float]
 
@@ -58,7 +58,7 @@ class Schedule:
     _section: ClassVar[str] = "schedule"
 
     kind: str = "constant"
-    end: Optional[float] = None
+    end: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:

@@ -1,0 +1,47 @@
+"""The loss library: every loss is ``fn(student, teacher, mask=None, **options)``.
+
+Importing this package registers the built-in losses:
+
+* logits (B, C): ``kd_ce``, ``kd_kl``, ``kd_mse``, ``dkd``, ``hard_ce``;
+* hidden states (B, T, H): ``hidden_mse``, ``hidden_cos``, ``pkd``, ``hidden_mmd``;
+* attention maps (B, heads, T, T): ``attention_mse``, ``attention_kl``.
+
+Recipes name them by string; :func:`get_loss` resolves a name and
+:func:`register_loss` adds new ones.
+"""
+
+from .attention import attention_kl, attention_mse
+from .hidden import hidden_cos, hidden_mmd, hidden_mse, pkd
+from .logits import dkd, dkd_terms, hard_ce, kd_ce, kd_kl, kd_mse, probability_shift
+from .registry import (
+    LossFn,
+    UnknownLossError,
+    available_losses,
+    fp32_loss,
+    get_loss,
+    masked_mean,
+    register_loss,
+)
+
+__all__ = [
+    "LossFn",
+    "UnknownLossError",
+    "attention_kl",
+    "attention_mse",
+    "available_losses",
+    "dkd",
+    "dkd_terms",
+    "fp32_loss",
+    "get_loss",
+    "hard_ce",
+    "hidden_cos",
+    "hidden_mmd",
+    "hidden_mse",
+    "kd_ce",
+    "kd_kl",
+    "kd_mse",
+    "masked_mean",
+    "pkd",
+    "probability_shift",
+    "register_loss",
+]

@@ -1,0 +1,197 @@
+"""Cost measurements: parameter counts, inference latency, memory and wall time.
+
+Used by ``Distiller.evaluate`` reports, the benchmarks and model cards to put the
+student's size and speed next to the teacher's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    # DDP / DataParallel keep the real model in ``.module``.
+    return getattr(model, "module", model)
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model``; tied weights count once.
+
+    Args:
+        model: any ``nn.Module`` (wrappers with ``.module`` are fine).
+        trainable_only: count only parameters with ``requires_grad``.
+    """
+    return sum(p.numel() for p in _unwrap(model).parameters()
+               if p.requires_grad or not trainable_only)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (``numpy.percentile``'s default), ``q`` in [0, 100]."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _sync(device: torch.device) -> None:
+    # CUDA kernels run asynchronously; without a sync the timer measures the launch only.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_latency(
+    model: torch.nn.Module,
+    *,
+    batch_size: int,
+    seq_len: int = 64,
+    vocab_size: int | None = None,
+    warmup: int = 3,
+    repeats: int = 10,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """Inference latency of a sequence classifier on random token ids.
+
+    Every batch is ``(batch_size, seq_len)`` random ids with an all-ones attention mask,
+    plus all-zero ``token_type_ids`` when the model's ``forward`` takes them. The model
+    runs in eval mode under ``torch.inference_mode``; its train/eval mode (per
+    submodule) and its device are restored afterwards.
+
+    Args:
+        model: a Hugging Face ``*ForSequenceClassification`` model, or a wrapper of one
+            with ``.module``.
+        batch_size: rows per forward pass.
+        seq_len: tokens per row (fixed: no padding).
+        vocab_size: ids are drawn from ``[0, vocab_size)``; defaults to
+            ``model.config.vocab_size``.
+        warmup: untimed passes first (allocator, kernel selection, caches).
+        repeats: timed passes.
+        device: where to run; defaults to the device of the model's parameters. A model
+            elsewhere is moved there for the measurement and moved back after.
+
+    Returns:
+        ``{"batch_size", "seq_len", "latency_ms" (median per batch), "latency_ms_p90",
+        "samples_per_second" (batch_size / median latency)}``.
+    """
+    if batch_size < 1 or seq_len < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need batch_size, seq_len, repeats >= 1 and warmup >= 0; got "
+                         f"batch_size={batch_size}, seq_len={seq_len}, repeats={repeats}, "
+                         f"warmup={warmup}")
+    inner = _unwrap(model)
+    config = getattr(inner, "config", None)
+    if vocab_size is None:
+        vocab_size = getattr(config, "vocab_size", None)
+        if vocab_size is None:
+            raise ValueError("model has no config.vocab_size; pass vocab_size=")
+    max_positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(max_positions, int) and seq_len > max_positions:
+        raise ValueError(f"seq_len={seq_len} exceeds the model's max_position_embeddings="
+                         f"{max_positions}")
+
+    first = next(inner.parameters(), None)
+    original_device = first.device if first is not None else torch.device("cpu")
+    device = torch.device(device) if device is not None else original_device
+
+    generator = torch.Generator().manual_seed(0)
+    inputs: dict[str, torch.Tensor] = {
+        "input_ids": torch.randint(0, vocab_size, (batch_size, seq_len), generator=generator)}
+    accepted = inspect.signature(inner.forward).parameters
+    if "attention_mask" in accepted:
+        inputs["attention_mask"] = torch.ones(batch_size, seq_len, dtype=torch.long)
+    if "token_type_ids" in accepted:
+        inputs["token_type_ids"] = torch.zeros(batch_size, seq_len, dtype=torch.long)
+    inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
+
+    modes = {module: module.training for module in inner.modules()}
+    moved = device != original_device
+    timings: list[float] = []
+    try:
+        if moved:
+            inner.to(device)
+        inner.eval()
+        with torch.inference_mode():
+            for _ in range(warmup):
+                inner(**inputs)
+            _sync(device)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                inner(**inputs)
+                _sync(device)
+                timings.append(time.perf_counter() - start)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        if moved:
+            inner.to(original_device)
+
+    median = statistics.median(timings)
+    return {"batch_size": batch_size, "seq_len": seq_len, "latency_ms": median * 1e3,
+            "latency_ms_p90": _percentile(timings, 90) * 1e3,
+            "samples_per_second": batch_size / max(median, 1e-12)}
+
+
+def measure_latencies(
+    model: torch.nn.Module, batch_sizes: Iterable[int] = (1, 32), **kwargs: Any
+) -> dict[int, dict[str, float]]:
+    """:func:`measure_latency` for each batch size; ``kwargs`` are passed through.
+
+    Returns:
+        ``{batch_size: measure_latency(...)}`` in the order given.
+    """
+    return {int(b): measure_latency(model, batch_size=int(b), **kwargs) for b in batch_sizes}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB."""
+    try:
+        import resource
+    except ImportError:  # Windows has no ``resource``; psutil reports the peak working set.
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return float(getattr(info, "peak_wset", info.rss)) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is KiB on Linux but bytes on macOS.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class Stopwatch:
+    """Wall-clock timer as a context manager.
+
+    Example::
+
+        with Stopwatch() as watch:
+            distiller.train(train_ds)
+        print(f"{watch.elapsed:.1f}s")
+
+    ``elapsed`` is the running time while inside the block and the final time after it.
+    """
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._stop: float | None = None
+
+    def __enter__(self) -> Stopwatch:
+        self._start, self._stop = time.perf_counter(), None
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds between entering and leaving the block (so far, if still inside)."""
+        if self._start is None:
+            return 0.0
+        end = self._stop if self._stop is not None else time.perf_counter()
+        return end - self._start
+
+    def __repr__(self) -> str:
+        return f"Stopwatch(elapsed={self.elapsed:.3f}s)"
