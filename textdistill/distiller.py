@@ -370,7 +370,7 @@ class Distiller:
         tmp = best.with_name("best.tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
-        acc.unwrap_model(self.student).save_pretrained(tmp, safe_serialization=True)
+        acc.unwrap_model(self.student).save_pretrained(tmp)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(tmp)
         if best.exists():
