@@ -142,7 +142,7 @@ def run_engine(args, name: str) -> dict:
             distiller._prepare_teachers()
             distiller._build_cache(distiller._as_dataset(data))
         cache_seconds = time.perf_counter() - cache_start
-        distiller.train(data)
+        distiller.train(data, callbacks=[Clock()])
     seconds = stamps[args.warmup + args.steps] - stamps[args.warmup]
     result = {"samples_per_second": args.steps * 32 / seconds, "seconds": seconds}
     if cfg.cache_teacher:

@@ -224,3 +224,15 @@ def test_unknown_match_layer_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="layers must be"):
         Distiller(tiny_bert(), tiny_bert(), DistillationConfig(matches=[Match("hidden", 3, 1)]),
                   _train_cfg(tmp_path))
+
+
+def test_bf16_after_fp32_in_one_process_and_tensorboard_logs(tmp_path):
+    # A notebook switching precision between runs must not need a restart.
+    Distiller(None, tiny_bert(), training_config=_train_cfg(tmp_path / "a", max_steps=1))
+    cfg = _train_cfg(tmp_path / "b", max_steps=2, precision="bf16", report_to=["tensorboard"])
+    distiller = Distiller(tiny_bert(seed=1), tiny_bert(seed=2), DistillationConfig(), cfg)
+    assert distiller.accelerator.mixed_precision == "bf16"
+    history = distiller.train(tiny_dataset(16))
+    assert all(torch.isfinite(torch.tensor(v)) for v in history.series("loss/kd")[1])
+    events = list((tmp_path / "b" / "run" / "logs").rglob("events.out.tfevents.*"))
+    assert events, "TensorBoard wrote no event file"

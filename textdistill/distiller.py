@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -35,7 +36,13 @@ from .config import DistillationConfig, Match, TrainingConfig, to_dict
 from .data.batching import BatchPlan, pad_batch
 from .history import History
 from .metrics import compute_classification_metrics
-from .models.adaptors import Adaptor, ensure_eager_attention, hf_adaptor, model_dims
+from .models.adaptors import (
+    Adaptor,
+    ensure_eager_attention,
+    hf_adaptor,
+    model_dims,
+    unwrap_model,
+)
 from .models.mapping import matches_from_mapping
 from .models.projections import build_projections
 from .objective import Objective
@@ -92,16 +99,32 @@ def _multi_process_cpu() -> bool:
     return world_size > 1 and not torch.cuda.is_available()
 
 
+def _make_accelerator(cfg: TrainingConfig) -> Accelerator:
+    """An Accelerator for ``cfg``.
+
+    Accelerate keeps one process-wide state and refuses a second Accelerator with another
+    ``mixed_precision`` ("restart your runtime"). In a single process nothing depends on
+    the old state, so a notebook that switches precision between runs gets a fresh one.
+    """
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") != cfg.precision and \
+            shared.get("distributed_type") in (None, DistributedType.NO):
+        AcceleratorState._reset_state()
+    return Accelerator(
+        cpu=_multi_process_cpu(),
+        mixed_precision=cfg.precision,
+        log_with=cfg.report_to or None,
+        project_config=ProjectConfiguration(
+            project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "logs")),
+    )
+
+
 def _as_list(teacher) -> list[torch.nn.Module]:
     if teacher is None:
         return []
     if isinstance(teacher, (list, tuple)):
         return list(teacher)
     return [teacher]
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
 
 
 class Distiller:
@@ -164,13 +187,7 @@ class Distiller:
                 ensure_eager_attention(t)
 
         cfg = self.training_config
-        self.accelerator = accelerator or Accelerator(
-            cpu=_multi_process_cpu(),
-            mixed_precision=cfg.precision,
-            log_with=cfg.report_to or None,
-            project_config=ProjectConfiguration(
-                project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "logs")),
-        )
+        self.accelerator = accelerator or _make_accelerator(cfg)
         self.state = TrainState()
         self.history = History(metric_for_best=cfg.metric_for_best)
         self._registered = False
@@ -230,7 +247,7 @@ class Distiller:
     def pad_token_id(self) -> int:
         if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
             return self.tokenizer.pad_token_id
-        pad = getattr(_unwrap(self.student).config, "pad_token_id", None)
+        pad = getattr(unwrap_model(self.student).config, "pad_token_id", None)
         return 0 if pad is None else pad
 
     def _collate(self, dataset, positions: list[int]) -> dict[str, torch.Tensor]:
