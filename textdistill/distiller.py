@@ -99,6 +99,19 @@ def _multi_process_cpu() -> bool:
     return world_size > 1 and not torch.cuda.is_available()
 
 
+def make_adamw(param_groups: list[dict], lr: float) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where the device has one.
+
+    The default (single-tensor) AdamW on CPU spends about 1.7 s per step on a 17M-parameter
+    student, more than its forward and backward together; the fused kernel does the same
+    update (equal to ~1e-7) about 8x faster, on CPU as on GPU.
+    """
+    try:
+        return torch.optim.AdamW(param_groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(param_groups, lr=lr)
+
+
 def _make_accelerator(cfg: TrainingConfig) -> Accelerator:
     """An Accelerator for ``cfg``.
 
@@ -318,7 +331,7 @@ class Distiller:
         if projection_params:
             groups.append({"params": projection_params, "weight_decay": cfg.weight_decay,
                            "lr": cfg.projection_lr or cfg.lr})
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return make_adamw(groups, lr=cfg.lr)
 
     def _total_steps(self, steps_per_epoch: int) -> int:
         cfg = self.training_config
