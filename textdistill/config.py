@@ -402,6 +402,27 @@ def from_dict(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
         raise
 
 
+def plain_data(value: Any) -> Any:
+    """``value`` as YAML/JSON-safe builtins.
+
+    Dataclasses (frozen ones too) become dicts of their init fields, tuples and sets
+    become lists, numpy/torch scalars become numbers, anything else (paths, enums)
+    becomes its string.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.init}
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain_data(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain-dict (YAML/JSON-safe) view of a config dataclass."""
-    return dataclasses.asdict(config)
+    return plain_data(config)

@@ -12,7 +12,6 @@ written to a temporary sibling first and renamed into place.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .config import plain_data
 from .models.adaptors import unwrap_model
 
 _README = "README.md"
@@ -130,21 +130,6 @@ def export_model(model: Any, tokenizer: Any, hub_dir: str | os.PathLike, *,
 
 
 # --------------------------------------------------------------------------- model card
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as YAML-safe builtins (dataclasses, tuples, paths, enums included)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return value.item()
-    return str(value)
 
 
 def _cell(key: str, value: Any) -> str:
@@ -264,7 +249,7 @@ def build_model_card(
         pipeline_tag="text-classification",
         tags=list(TAGS),
     )
-    config_yaml = yaml.safe_dump(_plain(dict(distill_config)), sort_keys=False,
+    config_yaml = yaml.safe_dump(plain_data(dict(distill_config)), sort_keys=False,
                                  default_flow_style=False) if distill_config else "{}\n"
     content = _CARD_TEMPLATE.format(
         metadata=data.to_yaml(),

@@ -37,7 +37,14 @@ from typing import Any, Union
 
 import yaml
 
-from .config import ConfigError, DistillationConfig, TrainingConfig, from_dict, to_dict
+from .config import (
+    ConfigError,
+    DistillationConfig,
+    TrainingConfig,
+    from_dict,
+    plain_data,
+    to_dict,
+)
 from .data.loading import DataConfig
 
 PYTHON_PREFIX = "python:"
@@ -190,13 +197,13 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data; :func:`recipe_from_dict` reads it back."""
-        student = {self.student.kind: _plain(getattr(self.student, self.student.kind))}
+        student = {self.student.kind: plain_data(getattr(self.student, self.student.kind))}
         train = {k: v for k, v in to_dict(self.train).items() if k not in _TRAIN_ELSEWHERE}
         out = {
-            "teacher": _plain(self.teacher) if self.teacher is not None else None,
+            "teacher": plain_data(self.teacher) if self.teacher is not None else None,
             "student": student,
             "data": to_dict(self.data),
-            "distill": _plain(self.distill),
+            "distill": plain_data(self.distill),
             "train": train,
             "output": to_dict(self.output),
         }
@@ -213,18 +220,6 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some sections replaced (the recipe itself is never changed)."""
         return dataclasses.replace(self, **changes)
-
-
-def _plain(value: Any) -> Any:
-    """YAML-safe builtins of a config (dataclasses incl. frozen ones, tuples)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.init}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ paths

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from .build import build, load_classifier, load_tokenizer, tokenize_with_labels
-from .config import ConfigError, TrainingConfig
+from .config import ConfigError, TrainingConfig, plain_data
 from .recipe import PYTHON_PREFIX, Recipe, load_recipe, normalize_model_ref
 
 RESULTS_FILE = "results.json"
@@ -447,9 +447,8 @@ def _display_name(ref: str | None) -> str | None:
 
 def _non_default(section: dict[str, Any], cls: type, keep: Sequence[str] = ()) -> dict[str, Any]:
     """``section`` without the entries left at ``cls``'s defaults (``keep`` always stays)."""
-    from .recipe import _plain
 
-    defaults = _plain(cls())
+    defaults = plain_data(cls())
     return {k: v for k, v in section.items() if k in keep or defaults.get(k, object()) != v}
 
 

@@ -16,10 +16,7 @@ from typing import Any
 
 import torch
 
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # DDP / DataParallel keep the real model in ``.module``.
-    return getattr(model, "module", model)
+from .models.adaptors import unwrap_model
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
@@ -29,7 +26,7 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
         model: any ``nn.Module`` (wrappers with ``.module`` are fine).
         trainable_only: count only parameters with ``requires_grad``.
     """
-    return sum(p.numel() for p in _unwrap(model).parameters()
+    return sum(p.numel() for p in unwrap_model(model).parameters()
                if p.requires_grad or not trainable_only)
 
 
@@ -84,7 +81,7 @@ def measure_latency(
         raise ValueError(f"need batch_size, seq_len, repeats >= 1 and warmup >= 0; got "
                          f"batch_size={batch_size}, seq_len={seq_len}, repeats={repeats}, "
                          f"warmup={warmup}")
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     config = getattr(inner, "config", None)
     if vocab_size is None:
         vocab_size = getattr(config, "vocab_size", None)
