@@ -42,9 +42,11 @@ test-slow: $(BENCH_STAMP)
 quickstart: $(BENCH_STAMP)
 	$(PY) scripts/quickstart.py
 
-# The engine's speed against a hand-written loop (docs/engine-benchmark.md).
+# The SST-2 benchmark (docs/benchmarks.md, docs/benchmarks/results.json): teacher, students
+# A-E, latency, and the engine's speed (scripts/bench_engine.py). About 1.5 h on 2 CPU cores;
+# finished rows are saved in runs/bench and reused, so an interrupted run resumes.
 bench: $(BENCH_STAMP)
-	$(PY) scripts/bench_engine.py
+	$(PY) scripts/bench.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check textdistill tests scripts

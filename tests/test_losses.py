@@ -438,6 +438,46 @@ def test_dkd_alpha_beta_scale_terms_and_labels_required():
         losses.dkd(s, t, temperature=2.0)
 
 
+def test_dkd_unlabeled_rows_take_the_teacher_class_or_are_excluded():
+    s, t, y = logits(seed=25), logits(seed=26), labels_for(seed=25)
+    missing = y.clone()
+    missing[[1, 4]] = -100
+    teacher_class = torch.as_tensor(np.argmax(t.numpy(), axis=1))
+    by_teacher = y.clone()
+    by_teacher[[1, 4]] = teacher_class[[1, 4]]
+    labelled = torch.tensor([1, 0, 1, 1, 0, 1])
+    for T in (1.0, 4.0):
+        # The default: an unlabelled row is decoupled at the teacher's top class.
+        close(losses.dkd(s, t, temperature=T, labels=missing), ref_dkd(s, t, by_teacher, T, None),
+              rtol=1e-4)
+        close(losses.dkd(s, t, temperature=T, labels=missing, unlabeled="exclude"),
+              ref_dkd(s, t, y, T, labelled), rtol=1e-4)
+    # A mask still wins over the teacher's class.
+    mask = torch.tensor([1, 0, 1, 1, 1, 1])
+    close(losses.dkd(s, t, mask, temperature=2.0, labels=missing),
+          ref_dkd(s, t, by_teacher, 2.0, mask), rtol=1e-4)
+    tckd, nckd = dkd_terms(s, t, missing, temperature=2.0, reduction="none",
+                           unlabeled="exclude")
+    assert (tckd[[1, 4]] == 0).all() and (nckd[[1, 4]] == 0).all()
+    # The engine passes distill.logit_loss_options as keywords.
+    options = {"unlabeled": "exclude", "alpha": 1.0, "beta": 8.0}
+    close(get_loss("dkd")(s, t, temperature=2.0, labels=missing, **options),
+          ref_dkd(s, t, y, 2.0, labelled), rtol=1e-4)
+    with pytest.raises(ValueError, match=r"unlabeled must be one of \['teacher', 'exclude'\]"):
+        losses.dkd(s, t, labels=y, unlabeled="drop")
+
+
+def test_dkd_on_an_all_unlabelled_batch():
+    s = logits(seed=27).requires_grad_(True)
+    t = logits(seed=28)
+    none = torch.full((6,), -100)
+    assert num(losses.dkd(s, t, labels=none, unlabeled="exclude")) == 0.0
+    loss = losses.dkd(s, t, temperature=2.0, labels=none)
+    close(loss, ref_dkd(s.detach(), t, t.argmax(-1), 2.0, None), rtol=1e-4)
+    loss.backward()
+    assert torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+
+
 # --------------------------------------------------------------------------- probability shift
 
 
@@ -462,6 +502,28 @@ def test_probability_shift_leaves_ignored_labels():
     shifted = probability_shift(t, y)
     assert torch.equal(shifted[0], t[0])
     assert torch.equal(shifted[1:].argmax(-1), y[1:])
+    # A batch of augmented rows only: nothing to shift.
+    assert torch.equal(probability_shift(t, torch.full((6,), -100)), t)
+
+
+def test_objective_with_unlabelled_rows_probability_shift_and_dkd():
+    from textdistill.config import DistillationConfig
+    from textdistill.models.adaptors import ModelView
+    from textdistill.objective import Objective
+
+    s, t, y = logits(seed=29), logits(seed=30), labels_for(seed=29)
+    y[[0, 3]] = -100
+    for unlabeled in ("teacher", "exclude"):
+        config = DistillationConfig(logit_loss="dkd", probability_shift=True,
+                                    logit_loss_options={"unlabeled": unlabeled},
+                                    temperature=2.0, hard_weight=1.0)
+        objective = Objective(config, [], torch.nn.ModuleDict(), num_teachers=1)
+        out = objective(ModelView(logits=s), y, 0.0, teacher_logits=[t])
+        shifted = probability_shift(t, y)
+        assert torch.equal(shifted[[0, 3]], t[[0, 3]])
+        expected = losses.dkd(s, shifted, temperature=2.0, labels=y, unlabeled=unlabeled)
+        close(out.components["kd"], num(expected), rtol=1e-6)
+        close(out.components["hard"], ref_hard_ce(s, y), rtol=1e-4)
 
 
 # --------------------------------------------------------------------------- hidden states

@@ -9,7 +9,14 @@ checks - before any training step - that they fit together:
 * each teacher's classes are the data's classes, in the same order
   (:func:`~textdistill.models.student.check_label_mapping`); with
   ``teacher.remap_labels`` the data's labels are renumbered to the teacher's ids;
-* ``data.max_length`` fits the models' position embeddings.
+* ``data.max_length`` fits the models' position embeddings;
+* ``data.augment`` (transfer-set augmentation) is only used with a teacher.
+
+With ``data.augment.copies > 0`` a distillation run trains on the train split plus
+``copies`` generated variants of each example (:mod:`textdistill.data.augment`). The
+variants have no gold label: after tokenization their ``labels`` are -100
+(:data:`IGNORE_INDEX`), which the hard loss skips, so only the teacher's soft targets
+(and intermediate matches) train on them.
 
 Problems are :class:`~textdistill.config.ConfigError` naming the recipe key to fix.
 """
@@ -25,6 +32,8 @@ from .config import ConfigError, TrainingConfig
 from .recipe import PYTHON_PREFIX, Recipe, model_location
 
 MODES = ("distill", "finetune")
+# The label of a row without a gold label; hard_ce and dkd's default ignore_index.
+IGNORE_INDEX = -100
 
 
 @dataclass
@@ -188,6 +197,47 @@ def tokenize_with_labels(raw, tokenizer, data_cfg: Any, label_names: list[str],
     return datasets.DatasetDict(out)
 
 
+def augment_train(raw, data_cfg: Any, tokenizer: Any, teacher: Any):
+    """``raw`` with its train split augmented as ``data_cfg.augment`` says.
+
+    Replacement neighbours come from ``teacher``'s input word embeddings.
+
+    Returns:
+        ``(raw, note)``: the new ``DatasetDict`` (eval unchanged) and a line for the user.
+    """
+    import datasets
+
+    from .data.augment import augment_dataset
+
+    augment = data_cfg.augment
+    embeddings = teacher.get_input_embeddings().weight.detach()
+    train = augment_dataset(raw["train"], data_cfg.text_columns, augment, tokenizer,
+                            embeddings)
+    originals = len(raw["train"])
+    note = (f"transfer set: {originals} examples + {len(train) - originals} augmented "
+            f"(copies={augment.copies})")
+    return datasets.DatasetDict({**raw, "train": train}), note
+
+
+def unlabel_augmented(split, augmented: list[bool]):
+    """The tokenized ``split`` with ``labels`` -100 where ``augmented`` is True.
+
+    ``labels`` becomes plain int64 (a ``ClassLabel`` cannot hold -100), and the
+    ``augmented`` flags are kept as a column; the Distiller drops it with every other
+    column a model does not take.
+    """
+    import datasets
+
+    from .data.augment import AUGMENTED_COLUMN
+
+    split = split.cast_column("labels", datasets.Value("int64"))
+    split = split.add_column(AUGMENTED_COLUMN, list(augmented), feature=datasets.Value("bool"))
+    return split.map(
+        lambda batch: {"labels": [IGNORE_INDEX if flag else label for label, flag in
+                                  zip(batch["labels"], batch[AUGMENTED_COLUMN])]},
+        batched=True, desc="Unlabelling augmented train rows")
+
+
 # ------------------------------------------------------------------------------ build
 
 
@@ -208,6 +258,12 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    augment = recipe.data.augment
+    if mode == "finetune" and augment.enabled:
+        raise ConfigError(
+            f"data.augment.copies: {augment.copies}, but augmented sentences have no gold "
+            "labels: only a teacher can label them. Distil with a teacher (`textdistill "
+            "distill`) or set data.augment.copies=0 to fine-tune")
     notes: list[str] = []
     refs = recipe.teacher_models
     kind = recipe.student.kind
@@ -278,7 +334,16 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
 
     data = None
     if raw is not None:
+        from .data.augment import AUGMENTED_COLUMN
+
+        augmented = None
+        if augment.enabled:  # distill mode: finetune refused it above
+            raw, note = augment_train(raw, recipe.data, tokenizer, teachers[0])
+            notes.append(note)
+            augmented = list(raw["train"][AUGMENTED_COLUMN])
         data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names)
+        if augmented is not None:
+            data["train"] = unlabel_augmented(data["train"], augmented)
     return Built(recipe=recipe, mode=mode, teachers=teachers if mode == "distill" else [],
                  student=student, tokenizer=tokenizer, data=data, label_names=label_names,
                  label_remap=remap, notes=notes)
@@ -352,4 +417,5 @@ def _build_student(recipe: Recipe, teachers: list[Any], label_names: list[str] |
                           f"{' '.join(str(err).split())}") from None
 
 
-__all__ = ["MODES", "Built", "build", "load_classifier", "load_tokenizer", "tokenize_with_labels"]
+__all__ = ["IGNORE_INDEX", "MODES", "Built", "augment_train", "build", "load_classifier",
+           "load_tokenizer", "tokenize_with_labels", "unlabel_augmented"]

@@ -124,7 +124,8 @@ class DistillationConfig:
         logit_loss: registered logit loss (``kd_kl``, ``kd_ce``, ``kd_mse``, ``dkd``),
             or ``None`` for plain supervised training.
         logit_loss_options: extra keyword options for the logit loss (``dkd``:
-            ``alpha``, ``beta``).
+            ``alpha``, ``beta``, and ``unlabeled``: ``teacher`` or ``exclude``, what rows
+            without a gold label do, e.g. augmented transfer-set sentences).
         matches: a list of :class:`Match`, or a mapping preset name (``uniform``,
             ``last``, ``skip``) expanded against the two models' layer counts.
         preset_features / hidden_loss / attention_loss / projection: how a preset

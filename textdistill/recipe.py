@@ -7,6 +7,7 @@ A recipe has six sections::
                               config: {num_layers, hidden_size, num_heads, intermediate_size}
                               pretrained: <id | dir | python:<module>>
     data:     DataConfig          (textdistill.data.loading)
+              data.augment: AugmentConfig (textdistill.data.augment), distill only
     distill:  DistillationConfig  (textdistill.config)
     train:    TrainingConfig without output_dir / max_length (output.dir, data.max_length)
     output:   {dir: runs/<recipe file stem>, overwrite: false}

@@ -17,15 +17,18 @@ check, the exported model's ``id2label``) read them from the data.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import datasets
 
-from ..config import ConfigError, _positive
+from ..config import ConfigError, _positive, from_dict
+from .augment import AugmentConfig
 
 # Extension -> (``datasets`` builder, extra builder options).
 _FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -76,6 +79,9 @@ class DataConfig:
             ``shuffle_seed``, so it is a fair sample and the same on every run.
         shuffle_seed: seed of that shuffle.
         cache_dir: ``datasets`` cache directory (``None``: the library default).
+        augment: transfer-set augmentation of the train split
+            (:class:`~textdistill.data.augment.AugmentConfig`; off by default). Used by
+            distillation only: the variants have no gold labels.
     """
 
     _section: typing.ClassVar[str] = "data"
@@ -94,6 +100,7 @@ class DataConfig:
     max_eval_samples: int | None = None
     shuffle_seed: int = 42
     cache_dir: str | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.train_file is None):
@@ -142,6 +149,12 @@ class DataConfig:
                 raise ConfigError(f"data.{name}: expected an integer, got {value!r}")
             _positive(f"data.{name}", value)
         _positive("data.shuffle_seed", self.shuffle_seed, allow_zero=True)
+        if isinstance(self.augment, Mapping):
+            self.augment = from_dict(AugmentConfig, self.augment, "data.augment")
+        elif not isinstance(self.augment, AugmentConfig):
+            keys = sorted(f.name for f in dataclasses.fields(AugmentConfig))
+            raise ConfigError(f"data.augment: expected a mapping with keys {keys}, got "
+                              f"{self.augment!r}")
 
     @property
     def source_name(self) -> str:

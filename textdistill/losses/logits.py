@@ -118,18 +118,31 @@ def kd_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
 # --------------------------------------------------------------------------- DKD
 
 
-def _valid_labels(labels: Tensor | None, student: Tensor, m: Tensor | None,
-                  ignore_index: int) -> tuple[Tensor, Tensor]:
-    """(safe labels (B,) with excluded rows set to class 0, bool (B,) rows that count)."""
+UNLABELED_MODES = ("teacher", "exclude")
+
+
+def _dkd_targets(labels: Tensor | None, student: Tensor, teacher: Tensor, m: Tensor | None,
+                 ignore_index: int, unlabeled: str) -> tuple[Tensor, Tensor]:
+    """(target classes (B,) with excluded rows set to class 0, bool (B,) rows that count).
+
+    Rows labelled ``ignore_index`` take the teacher's argmax as their target
+    (``unlabeled="teacher"``) or are excluded (``"exclude"``).
+    """
     if labels is None:
         raise ValueError("dkd needs the gold labels: pass labels=(B,) class indices")
     if labels.shape != student.shape[:1]:
         raise ValueError(f"labels must have shape {tuple(student.shape[:1])}, "
                          f"got {tuple(labels.shape)}")
+    if unlabeled not in UNLABELED_MODES:
+        raise ValueError(f"dkd: unlabeled must be one of {list(UNLABELED_MODES)}, "
+                         f"got {unlabeled!r}")
     labels = labels.detach().long()
-    valid = labels != ignore_index
-    if m is not None:
-        valid = valid & m
+    missing = labels == ignore_index
+    if unlabeled == "teacher":
+        labels = torch.where(missing, teacher.detach().argmax(dim=-1), labels)
+        valid = torch.ones_like(missing) if m is None else m
+    else:
+        valid = ~missing if m is None else ~missing & m
     return torch.where(valid, labels, torch.zeros_like(labels)), valid
 
 
@@ -160,14 +173,15 @@ def _split_log_probs(z: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]
 @fp32_loss
 def _dkd_terms(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
                labels: Tensor | None, temperature: float, ignore_index: int,
-               reduction: str) -> tuple[Tensor, Tensor]:
+               unlabeled: str, reduction: str) -> tuple[Tensor, Tensor]:
     # The body of dkd_terms, in the loss signature so fp32_loss can wrap it.
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     _check_logits(student, teacher, temperature)
     if student.shape[1] < 2:
         raise ValueError("dkd needs at least 2 classes")
-    target, valid = _valid_labels(labels, student, _example_mask(mask, student), ignore_index)
+    target, valid = _dkd_targets(labels, student, teacher, _example_mask(mask, student),
+                                 ignore_index, unlabeled)
     student, teacher = _zero_masked_rows(student, valid), _zero_masked_rows(teacher, valid)
     target = target[:, None]
 
@@ -184,7 +198,7 @@ def _dkd_terms(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
 
 def dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, temperature: float = 1.0,
               mask: Tensor | None = None, *, ignore_index: int = -100,
-              reduction: str = "mean") -> tuple[Tensor, Tensor]:
+              unlabeled: str = "teacher", reduction: str = "mean") -> tuple[Tensor, Tensor]:
     """The two terms of Decoupled KD (Zhao et al., CVPR 2022), each times ``T**2``.
 
     * TCKD: ``KL([p^t_y, 1 - p^t_y] || [p^s_y, 1 - p^s_y])`` (binary target vs rest).
@@ -197,9 +211,12 @@ def dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, temperature: flo
     Args:
         student: (B, C) student logits.
         teacher: (B, C) teacher logits.
-        labels: (B,) gold class indices; rows equal to ``ignore_index`` are excluded.
+        labels: (B,) gold class indices; ``ignore_index`` marks a row without one.
         temperature: softmax temperature T.
         mask: optional (B,) example mask.
+        unlabeled: what a row labelled ``ignore_index`` (an augmented transfer-set
+            sentence) does: ``"teacher"`` decouples it at the teacher's argmax class,
+            ``"exclude"`` leaves it out like a masked row.
         reduction: ``"mean"`` (over counted examples) or ``"none"`` ((B,) per example,
             0 at excluded rows).
 
@@ -207,33 +224,41 @@ def dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, temperature: flo
         ``(tckd, nckd)``: 0-dim float32 tensors, or (B,) with ``reduction="none"``.
     """
     return _dkd_terms(student, teacher, mask, labels=labels, temperature=temperature,
-                      ignore_index=ignore_index, reduction=reduction)
+                      ignore_index=ignore_index, unlabeled=unlabeled, reduction=reduction)
 
 
 @register_loss("dkd")
 @fp32_loss
 def dkd(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
         temperature: float = 1.0, labels: Tensor | None = None, alpha: float = 1.0,
-        beta: float = 8.0, ignore_index: int = -100) -> Tensor:
+        beta: float = 8.0, ignore_index: int = -100, unlabeled: str = "teacher") -> Tensor:
     """Decoupled KD: ``alpha * TCKD + beta * NCKD`` (see :func:`dkd_terms`).
+
+    DKD splits the distribution at a target class, which a row without a gold label
+    (``ignore_index``, e.g. an augmented transfer-set sentence) lacks. By default such a
+    row uses the teacher's top class, so unlabelled data still trains the student; pass
+    ``unlabeled="exclude"`` (recipe: ``distill.logit_loss_options: {unlabeled:
+    exclude}``) to leave those rows out instead.
 
     Args:
         student: (B, C) student logits.
         teacher: (B, C) teacher logits (detached).
         mask: optional (B,) example mask.
         temperature: softmax temperature T (both terms are times ``T**2``).
-        labels: (B,) gold class indices; required. Rows equal to ``ignore_index`` are
-            excluded like masked rows.
+        labels: (B,) gold class indices; required. ``ignore_index`` marks a row without
+            one.
         alpha: weight of the target-class term.
         beta: weight of the non-target term (the paper uses 8 on CIFAR).
+        ignore_index: the label value of a row without a gold label.
+        unlabeled: ``"teacher"`` (target = the teacher's argmax) or ``"exclude"``.
 
     Raises:
-        ValueError: ``labels`` is missing.
+        ValueError: ``labels`` is missing, or ``unlabeled`` is neither mode.
     """
     if labels is None:
         raise ValueError("dkd needs the gold labels: pass labels=(B,) class indices")
     tckd, nckd = _dkd_terms(student, teacher, mask, labels=labels, temperature=temperature,
-                            ignore_index=ignore_index, reduction="mean")
+                            ignore_index=ignore_index, unlabeled=unlabeled, reduction="mean")
     return alpha * tckd + beta * nckd
 
 
@@ -293,7 +318,9 @@ def probability_shift(teacher_logits: Tensor, labels: Tensor,
 
     Args:
         teacher_logits: (B, C) logits (not modified).
-        labels: (B,) gold class indices.
+        labels: (B,) gold class indices; ``ignore_index`` marks a row without one (an
+            augmented transfer-set sentence), which is left as the teacher gave it.
+        ignore_index: the label value of a row without a gold label.
 
     Returns:
         A new (B, C) tensor.

@@ -1,0 +1,102 @@
+"""The benchmark script (scripts/bench.py): a smoke run on a tiny model, and its checks.
+
+The real benchmark (MiniLM-L6, 20,000 SST-2 sentences, ~1.5 h) is `make bench`; this
+runs every row, the speed script and the report for a few steps on 200 sentences so
+that the script cannot rot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny import write_tiny_classifier
+
+from textdistill.data import default_sst2_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    # Dataclasses look their module up in sys.modules while the class is created.
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif(default_sst2_dir() is None, reason="needs the local SST-2 copy")
+def test_smoke_run_writes_the_page_and_resumes(tmp_path):
+    bench = _load_script()
+    base = write_tiny_classifier(tmp_path / "base", num_layers=6)
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    argv = ["--smoke", "--base-model", str(base), "--runs", str(runs), "--docs", str(docs)]
+    assert bench.main(argv) == 0
+
+    result = json.loads((docs / "benchmarks" / "results.json").read_text())
+    teacher = result["teacher"]
+    assert 0.0 <= teacher["accuracy"] <= 1.0
+    assert teacher["params"] > 0 and teacher["latency_ms_b1"] > 0 and teacher["latency_ms_b32"] > 0
+    assert sorted(result["students"]) == list("ABCDE")
+    for key, student in result["students"].items():
+        for name in ("accuracy_mean", "accuracy_std", "retention_pct", "params",
+                     "latency_ms_b1", "latency_ms_b32"):
+            assert isinstance(student[name], float | int), (key, name)
+        assert 0.0 <= student["accuracy_mean"] <= 1.0
+    assert result["students"]["E"]["params"] < result["students"]["C"]["params"] \
+        < teacher["params"]
+    assert {"engine_vs_hand_ratio", "epoch_speedup", "peak_rss_mb"} <= set(result["speed"])
+    assert result["speed"]["epoch_speedup"] > 0
+    assert result["device"] and result["versions"]["torch"] == torch.__version__
+    # Both A inits and every B grid point ran; C..E follow B's winner.
+    assert len(result["variants"]["A"]) == 2 and len(result["variants"]["B"]) == 4
+    # A distillation row trains on the subset plus one augmented copy of each sentence.
+    c_row = json.loads(Path(result["students"]["C"]["run_dirs"][0], "results.json").read_text())
+    assert c_row["train_examples"] == 2 * result["setup"]["train_subset"]
+
+    page = (docs / "benchmarks.md").read_text()
+    assert "not yet measured" in page and "make bench" in page
+    assert f"{100 * teacher['accuracy']:.2f}" in page
+    assert (docs / "benchmarks" / "accuracy.png").stat().st_size > 0
+    assert (docs / "benchmarks" / "tradeoff.png").stat().st_size > 0
+
+    # A second run trains nothing: every finished row (and the speed run) is reused.
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
+    engine_stamp = (docs / "benchmarks" / "engine.json").stat().st_mtime_ns
+    assert bench.main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps
+    assert (docs / "benchmarks" / "engine.json").stat().st_mtime_ns == engine_stamp
+
+
+def test_targets_are_checked_against_the_numbers():
+    bench = _load_script()
+
+    def student(acc, lat=100.0, seeds=(42, 43, 44)):
+        return {"accuracy_mean": acc, "retention_pct": 100 * acc / 0.90,
+                "latency_ms_b32": lat, "seeds": list(seeds)}
+
+    result = {"teacher": {"accuracy": 0.90, "latency_ms_b32": 200.0},
+              "students": {"A": student(0.875), "B": student(0.80, seeds=(42,)),
+                           "C": student(0.888)}}
+    met = bench.targets(result)
+    assert met["best_student"] == "C"
+    assert met["retention_ok"] and met["gain_ok"] and met["speedup_ok"]
+    result["students"]["C"] = student(0.880, lat=150.0)
+    missed = bench.targets(result)
+    assert not missed["retention_ok"] and not missed["gain_ok"] and not missed["speedup_ok"]
+    assert missed["gain_over_A_pts"] == pytest.approx(0.5)
