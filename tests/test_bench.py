@@ -64,10 +64,13 @@ def test_smoke_run_writes_the_page_and_resumes(tmp_path):
     assert result["speed"]["epoch_speedup"] > 0
     assert result["device"] and result["versions"]["torch"] == torch.__version__
     # Both A inits and every B grid point ran; C..E follow B's winner.
-    assert len(result["variants"]["A"]) == 2 and len(result["variants"]["B"]) == 4
-    # A distillation row trains on the subset plus one augmented copy of each sentence.
-    c_row = json.loads(Path(result["students"]["C"]["run_dirs"][0], "results.json").read_text())
-    assert c_row["train_examples"] == 2 * result["setup"]["train_subset"]
+    assert len(result["variants"]["A"]) == 2 and len(result["variants"]["B"]) == 5
+    # A distillation row marked augN trains on the subset plus N copies of each sentence.
+    for variant in result["variants"]["B"]:
+        row = json.loads(Path(variant["run_dirs"][0], "results.json").read_text())
+        copies = int(variant["variant"].rsplit("aug", 1)[1]) if "-aug" in variant["variant"] \
+            else 0
+        assert row["train_examples"] == (1 + copies) * result["setup"]["train_subset"]
 
     page = (docs / "benchmarks.md").read_text()
     assert "not yet measured" in page and "make bench" in page
