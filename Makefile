@@ -43,7 +43,7 @@ quickstart: $(BENCH_STAMP)
 	$(PY) scripts/quickstart.py
 
 # The SST-2 benchmark (docs/benchmarks.md, docs/benchmarks/results.json): teacher, students
-# A-E, latency, and the engine's speed (scripts/bench_engine.py). About 1.5 h on 2 CPU cores;
+# A-E, latency, and the engine's speed (scripts/bench_engine.py). Under 2 h on 2 CPU cores;
 # finished rows are saved in runs/bench and reused, so an interrupted run resumes.
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench.py

@@ -62,13 +62,15 @@ def test_good_recipe_builds_typed_sections(tmp_path, monkeypatch):
     assert recipe.train.lr == 5e-5 and recipe.train.batch_size == 16
 
 
-@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("**/*.yaml")),
+                         ids=lambda p: str(p.relative_to(RECIPES)))
 def test_every_shipped_recipe_validates(path):
     recipe = load_recipe(path)
     assert recipe.output.dir
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#"), "each recipe starts with a comment block"
-    assert f"recipes/{path.name}" in text, "the comment shows how to run it"
+    name = path.relative_to(RECIPES).as_posix()
+    assert f"recipes/{name}" in text, "the comment shows how to run it"
 
 
 def test_required_key_names_exist():
