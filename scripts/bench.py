@@ -271,8 +271,6 @@ class Bench:
         print(f"\n=== {row.key}: {row.student} ({row.variant}), {row.mode}", flush=True)
         start = time.perf_counter()
         results = run_recipe(recipe, row.mode)
-        (self.runs / row.key / "bench-row.json").write_text(json.dumps(_row_spec(row),
-                                                                       indent=2))
         self.timings[row.key] = time.perf_counter() - start
         print(f"=== {row.key}: accuracy {results['final_eval']['accuracy']:.4f} "
               f"({self.timings[row.key]:.0f} s)", flush=True)
@@ -357,11 +355,6 @@ def _trained(recipe) -> dict:
         if data.get(key):
             data[key] = os.path.realpath(data[key])
     return spec
-
-
-def _row_spec(row: Row) -> dict:
-    return {"key": row.key, "student": row.student, "variant": row.variant,
-            "mode": row.mode, "seed": row.seed, "recipe": row.recipe}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
