@@ -7,6 +7,7 @@ that the script cannot rot.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -84,6 +85,27 @@ def test_smoke_run_writes_the_page_and_resumes(tmp_path):
     assert bench.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps
     assert (docs / "benchmarks" / "engine.json").stat().st_mtime_ns == engine_stamp
+
+    # The grid and the seeds share one teacher-logit cache: one file per transfer set
+    # (aug1, aug3, noaug), however many rows read it.
+    assert len(list((runs / "teacher_cache").glob("logits-*.safetensors"))) == 3
+
+    # --report rewrites the page from saved rows, keeping the measured latency.
+    assert bench.main(argv + ["--report"]) == 0
+    rewritten = json.loads((docs / "benchmarks" / "results.json").read_text())
+    assert rewritten["latency"] == result["latency"]
+
+    # A row trained from another teacher (the same path, retrained) is stale.
+    planner = bench.Bench(argparse.Namespace(runs=str(runs), docs=str(docs), smoke=True,
+                                             base_model=str(base)))
+    rows = {row.key: row for row in planner.rows()}
+    kd_row = next(row for key, row in rows.items() if key.startswith("B-"))
+    assert planner.uses_teacher(kd_row) and planner.result(kd_row) is not None
+    stamp = runs / kd_row.key / bench.TEACHER_STAMP
+    stamp.write_text(json.dumps({"teacher_digest": "another-teacher"}))
+    assert planner.result(kd_row) is None
+    pretrained = next(row for key, row in rows.items() if key.startswith("A-pretrained"))
+    assert not planner.uses_teacher(pretrained) and planner.result(pretrained) is not None
 
 
 def test_targets_are_checked_against_the_numbers():

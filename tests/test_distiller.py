@@ -188,6 +188,28 @@ def test_teacher_cache_matches_live_losses_and_skips_teacher_forward(tmp_path):
         assert again.series(key) == cached.series(key)
 
 
+def test_teacher_cache_dir_is_shared_between_runs(tmp_path):
+    data = tiny_dataset(24, seed=6)
+    shared = tmp_path / "shared-cache"
+    calls = []
+    teacher = tiny_bert(seed=1)
+    teacher.register_forward_hook(lambda *args: calls.append(1))
+
+    def run(out, data):
+        cfg = _train_cfg(tmp_path, output_dir=str(tmp_path / out), max_steps=2,
+                         cache_teacher=True, teacher_cache_dir=str(shared))
+        Distiller(teacher, tiny_bert(seed=2), DistillationConfig(), cfg).train(data)
+
+    run("first", data)
+    assert calls and len(list(shared.glob("logits-*.safetensors"))) == 1
+    assert not (tmp_path / "first" / "teacher_cache").exists()
+    calls.clear()
+    run("second", data)  # another run directory, same teacher and data: no teacher forward
+    assert calls == []
+    run("third", tiny_dataset(24, seed=7))  # other data: its own file, never the stale one
+    assert calls and len(list(shared.glob("logits-*.safetensors"))) == 2
+
+
 def test_finetuning_learns_and_writes_best_model(tmp_path):
     from transformers import AutoModelForSequenceClassification
 

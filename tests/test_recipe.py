@@ -270,6 +270,9 @@ def test_paths_expand_env_vars_home_and_cwd(tmp_path, monkeypatch):
         str(tmp_path / "mymodel")]
     message = _error(_raw(data={"train_file": "${TD_UNSET}/t.tsv", "validation_file": "v.tsv"}))
     assert message.startswith("data.train_file: environment variable TD_UNSET is not set")
+    shared = recipe_from_dict(_raw(train={"cache_teacher": True,
+                                          "teacher_cache_dir": "$TD_DATA/logits"}))
+    assert shared.train.teacher_cache_dir == str(tmp_path / "data" / "logits")
 
 
 def test_python_model_references(monkeypatch, tmp_path):

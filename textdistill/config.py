@@ -225,6 +225,10 @@ class TrainingConfig:
         max_length: truncation length, and the padding length for ``max_length``.
         cache_teacher: precompute the teacher's logits once and reuse them every
             epoch; a logit-only run then never calls the teacher's forward.
+        teacher_cache_dir: where the teacher-logit cache lives (default
+            ``<output_dir>/teacher_cache``). Runs may share one folder: each file is named
+            by a fingerprint of the teachers' weights, the training data and the
+            truncation length, so a run only ever reads logits of its own teacher and data.
         report_to: Accelerate trackers (``tensorboard``, ``wandb``, ...) or ``[]``.
         progress_bar: show tqdm progress bars (main process only).
     """
@@ -257,6 +261,7 @@ class TrainingConfig:
     padding: str = "longest"
     max_length: int = 128
     cache_teacher: bool = False
+    teacher_cache_dir: str | None = None
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     progress_bar: bool = True
 

@@ -308,7 +308,8 @@ class Distiller:
                 return [self.teacher_adaptor(t, batch).logits for t in self.teachers]
 
         self._cache = TeacherLogitCache.load_or_build(
-            directory=Path(cfg.output_dir) / CACHE_DIRNAME, fingerprint=fingerprint,
+            directory=Path(cfg.teacher_cache_dir or Path(cfg.output_dir) / CACHE_DIRNAME),
+            fingerprint=fingerprint,
             dataset=dataset, num_examples=len(dataset), teacher_logits_fn=teacher_logits,
             accelerator=self.accelerator, pad_token_id=self.pad_token_id,
             batch_size=cfg.eval_batch_size or cfg.batch_size * 2,

@@ -385,8 +385,11 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str | None = None) -> Re
     out_dir = output.dir if output.dir is not None else _default_output_dir(source)
     output = dataclasses.replace(output, dir=_local_path(out_dir, "output.dir"))
 
-    train_raw = _section(raw, "train") or {}
+    train_raw = dict(_section(raw, "train") or {})
     _check_train_keys(train_raw)
+    if isinstance(train_raw.get("teacher_cache_dir"), str):
+        train_raw["teacher_cache_dir"] = _local_path(train_raw["teacher_cache_dir"],
+                                                     "train.teacher_cache_dir")
     train = from_dict(TrainingConfig, {**train_raw, "output_dir": output.dir,
                                        "max_length": data.max_length}, "train")
 
