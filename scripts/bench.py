@@ -864,7 +864,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not run scripts/bench_engine.py (reuse its last results)")
     parser.add_argument("--epochs", type=float, default=EPOCHS,
                         help=f"every student row's budget in epochs over the subset (default "
-                             f"{EPOCHS}); with another value, use another --runs and --docs")
+                             f"{EPOCHS}); other values train rows <row>-<N>ep beside the published "
+                             "ones and need --docs DIR for their page")
     parser.add_argument("--smoke", action="store_true",
                         help="a few steps on 200 sentences, one seed: checks the script runs")
     parser.add_argument("--base-model", help="model to fine-tune into the teacher "
