@@ -894,11 +894,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         speed = bench.run_speed()
     saved_json = bench.docs / "benchmarks" / "results.json"
-    if args.report and not args.measure_latency and saved_json.is_file() and \
-            "latency" in json.loads(saved_json.read_text()):
-        # Rewriting the page should not move its numbers: latency is measured again only
-        # when asked (it drifts with the machine's load).
-        latency = json.loads(saved_json.read_text())["latency"]
+    # Rewriting the page should not move its numbers: latency is measured again only when
+    # asked (it drifts with the machine's load).
+    latency = (json.loads(saved_json.read_text()).get("latency")
+               if args.report and not args.measure_latency and saved_json.is_file() else None)
+    if latency is not None:
         print(f"latency: reusing {saved_json}", flush=True)
     else:
         latency_start = time.perf_counter()
