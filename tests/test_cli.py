@@ -121,6 +121,14 @@ def test_finetune_writes_recipe_best_model_and_results(teacher_run):
     assert model.config.id2label == {0: "negative", 1: "positive"}
 
 
+def test_export_of_a_finetune_run_says_fine_tuned_from_its_base(ws, teacher_run, tmp_path):
+    hub = tmp_path / "hub"
+    assert main(["export", str(teacher_run), str(hub)]) == 0
+    card = (hub / "README.md").read_text(encoding="utf-8")
+    assert "fine-tuned with textdistill from" in card and "unspecified" not in card
+    assert ws.base.name in card and "## Training config" in card
+
+
 def test_distill_then_evaluate_then_export(ws, student_run, capsys, tmp_path):
     results = _results(student_run.run)
     assert RESULT_KEYS <= set(results) and results["mode"] == "distill"

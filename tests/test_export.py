@@ -182,6 +182,18 @@ def test_model_card_text():
     assert "teacher_layer: 2" in text
 
 
+def test_model_card_of_a_fine_tuned_model_names_its_base_not_a_teacher():
+    card = build_model_card(model_name="someone/minilm-sst2", teacher_name="someone/minilm",
+                            dataset_name="stanfordnlp/sst2", metrics={"accuracy": 0.9},
+                            results_table=[], distill_config={"train": {"epochs": 2}},
+                            fine_tuned=True)
+    assert "fine-tuned with textdistill from [someone/minilm]" in card.text
+    assert "## Training config" in card.text
+    assert "distilled" not in card.text and "teacher" not in card.text
+    assert card.data.base_model == "someone/minilm"
+    assert "distilled with textdistill from the teacher" in _card().text
+
+
 def test_model_card_with_local_teacher_has_no_base_model(tmp_path):
     teacher_dir = tmp_path / "teacher"
     teacher_dir.mkdir()

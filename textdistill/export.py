@@ -178,9 +178,8 @@ _CARD_TEMPLATE = """\
 
 # {model_name}
 
-{model_name} is a text classifier distilled with textdistill from the teacher
-{teacher} on {dataset}. It is a standard Hugging Face model: the student alone, with no
-distillation-only parts.
+{model_name} is a text classifier {origin} on {dataset}. It is a standard Hugging Face
+model: {contents}.
 
 ## Results
 
@@ -198,7 +197,7 @@ classifier = pipeline("text-classification", model="{model_id}")
 print(classifier("This movie was a delight."))
 ```
 
-## Distillation config
+## {config_title}
 
 ```yaml
 {config_yaml}```
@@ -213,6 +212,7 @@ def build_model_card(
     metrics: Mapping[str, Any],
     results_table: Sequence[Mapping[str, Any]],
     distill_config: Mapping[str, Any],
+    fine_tuned: bool = False,
     license: str = "apache-2.0",
     language: str = "en",
 ) -> ModelCard:
@@ -220,13 +220,16 @@ def build_model_card(
 
     Args:
         model_name: the model's Hub id or name (used in the usage snippet).
-        teacher_name: the teacher's Hub id; becomes ``base_model`` when it is one.
+        teacher_name: the teacher's Hub id (for ``fine_tuned``: the model it started
+            from); becomes ``base_model`` when it is one.
         dataset_name: the training data's Hub id (``datasets`` metadata) or a description.
         metrics: final eval metrics, e.g. ``{"accuracy": 0.91}``; their names go in the
             metadata and numeric values in ``model-index``.
         results_table: rows of the results table, e.g. ``{"model": "teacher",
             "accuracy": 0.899, "params": 22700000, "latency_ms_b1": 5.1}``.
         distill_config: the distillation settings, shown as YAML.
+        fine_tuned: the model was fine-tuned on labels (``textdistill finetune``), not
+            distilled: the card says so instead of naming a teacher.
         license / language: card metadata.
     """
     dataset_id = _hub_id(dataset_name)
@@ -255,7 +258,11 @@ def build_model_card(
         metadata=data.to_yaml(),
         model_name=model_name,
         model_id=model_name,
-        teacher=_link(teacher_name),
+        origin=(f"fine-tuned with textdistill from {_link(teacher_name)}" if fine_tuned
+                else f"distilled with textdistill from the teacher {_link(teacher_name)}"),
+        contents=("the fine-tuned model as it was trained" if fine_tuned else
+                  "the student alone, with no distillation-only parts"),
+        config_title="Training config" if fine_tuned else "Distillation config",
         dataset=f"`{dataset_name}`" if dataset_name else "its training data",
         results=results_markdown(results_table),
         config_yaml=config_yaml,

@@ -453,7 +453,10 @@ def _non_default(section: dict[str, Any], cls: type, keep: Sequence[str] = ()) -
 
 
 def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    fine_tuned = results.get("mode") == "finetune"
     teachers = results.get("teacher") or (recipe.get("teacher") or {}).get("model")
+    if fine_tuned:  # the card names the model it started from, not a teacher
+        teachers = (recipe.get("student") or {}).get("pretrained") or teachers
     if isinstance(teachers, str):
         teachers = [teachers]
     teacher_name = _display_name(teachers[0]) if teachers else None
@@ -476,7 +479,7 @@ def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
     from .config import DistillationConfig
 
     config = {key: recipe[key] for key in ("student",) if key in recipe}
-    if results.get("mode") != "finetune" and isinstance(recipe.get("distill"), dict):
+    if not fine_tuned and isinstance(recipe.get("distill"), dict):
         # The settings that shape this student, not every default.
         config["distill"] = _non_default(recipe["distill"], DistillationConfig, keep=(
             "temperature", "logit_loss", "soft_weight", "hard_weight", "intermediate_weight",
@@ -486,6 +489,7 @@ def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
                                              "precision") if k in train}
     config["data"] = {k: data[k] for k in ("max_length", "max_train_samples") if k in data}
     return {"teacher_name": teacher_name, "dataset_name": dataset_name,
+            "fine_tuned": fine_tuned,
             "metrics": results.get("best_eval") or {}, "results_table": rows,
             "distill_config": config}
 
