@@ -71,11 +71,16 @@ def _load(threads: int, n_examples: int, model: str = MINILM):
 
 def _distill_config(logits_only: bool):
     from textdistill import DistillationConfig
+    from textdistill.schedules import Schedule
 
+    # Unit weights, stated rather than inherited from the library's defaults: the hand
+    # loop adds every term unweighted, and the ratio needs the same math.
+    weights = {"soft_weight": 1.0, "hard_weight": 1.0, "intermediate_weight": 1.0,
+               "intermediate_weight_schedule": Schedule("constant")}
     if logits_only:
-        return DistillationConfig(temperature=2.0, hard_weight=1.0, matches=[])
-    return DistillationConfig(temperature=2.0, hard_weight=1.0, matches="uniform",
-                              preset_features=["hidden", "attention"])
+        return DistillationConfig(temperature=2.0, matches=[], **weights)
+    return DistillationConfig(temperature=2.0, matches="uniform",
+                              preset_features=["hidden", "attention"], **weights)
 
 
 def hand_loop(models, steps: int, warmup: int, fused: bool = True) -> float:
