@@ -190,9 +190,9 @@ def engine_epoch(models) -> float:
 def run_ab(args) -> dict:
     """Hand loop and engine in one process, in alternating blocks of steps.
 
-    Separate processes on a shared 2-core machine differ by +-5% from run to run, more
-    than the overhead being measured; alternating blocks on the same loaded models
-    cancels that drift.
+    Separate processes on a shared 2-core machine run minutes apart and the machine's
+    speed drifts between them (by 5% to over 15% here), more than the overhead being
+    measured; alternating blocks on the same loaded models cancel that drift.
     """
     models = _load(args.threads, args.examples, args.model)
     hand, engine = [], []
@@ -364,8 +364,9 @@ def _markdown(r: dict) -> str:
         f"{', '.join(f'{x:.1f}' for x in r['ab']['hand_seconds'])} s; engine blocks "
         f"{', '.join(f'{x:.1f}' for x in r['ab']['engine_seconds'])} s). From the best of the "
         f"separate-process runs in the table it is "
-        f"{r['engine_vs_hand_ratio_separate_processes']:.3f}; those differ by about 5% "
-        "from run to run on this shared machine.",
+        f"{r['engine_vs_hand_ratio_separate_processes']:.3f}: those are single runs taken "
+        "minutes apart, and this machine's speed drifts between them, so the ratio is "
+        "taken from the alternating blocks, which share the same moments and models.",
         f"- Engine / textbook hand loop with torch's default AdamW: "
         f"**{r['engine_vs_default_adamw_hand_ratio']:.2f}x**. The default CPU AdamW is a "
         "per-tensor loop; the engine uses the fused kernel (same update to ~1e-7).",
