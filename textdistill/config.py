@@ -121,8 +121,8 @@ class DistillationConfig:
 
     The default weights are those of the SST-2 benchmark (``make bench``,
     docs/benchmarks.md): ``kd_kl`` at T=2 with the gold labels at half weight, and any
-    intermediate matches at 0.1, because raw hidden-state MSE at weight 1 lost accuracy
-    there (and swamps the logit loss early on). The benchmark also fades the matches to 0
+    intermediate matches at 0.1, because matches on raw hidden-state and attention MSE
+    starting at weight 1 lost accuracy there. The benchmark also fades the matches to 0
     (``intermediate_weight_schedule=Schedule("linear", end=0.0)``); that is a recipe
     choice, not a default, since it was not measured against a constant weight.
 
