@@ -65,8 +65,11 @@ def test_smoke_run_writes_the_page_and_resumes(tmp_path):
     assert {"engine_vs_hand_ratio", "epoch_speedup", "peak_rss_mb"} <= set(result["speed"])
     assert result["speed"]["epoch_speedup"] > 0
     assert result["device"] and result["versions"]["torch"] == torch.__version__
-    # Both A inits and every B grid point ran; C..E follow B's winner.
-    assert len(result["variants"]["A"]) == 2 and len(result["variants"]["B"]) == 5
+    # Both A inits, every B grid point and every C variant ran; D and E follow C's winner.
+    assert len(result["variants"]["A"]) == 2
+    assert [v["variant"].rsplit("-", 1)[0] for v in result["variants"]["B"]] == \
+        [f"T{t:g}-hard{h:g}" for t, h, _ in bench.B_GRID]
+    assert len(result["variants"]["C"]) == len(bench.C_VARIANTS) == 2
     # A distillation row marked augN trains on the subset plus N copies of each sentence.
     for variant in result["variants"]["B"]:
         row = json.loads(Path(variant["run_dirs"][0], "results.json").read_text())
