@@ -24,6 +24,10 @@ copies of it (``data.augment``), which carry no gold label, only the teacher's s
 targets. To keep the budget equal they run as many optimizer steps as the label-only
 rows: 2/(1+N) epochs over the (1+N)-times larger set = 2 epochs over the subset.
 
+Fidelity: for each row, the share of validation sentences on which its final student
+predicts the teacher's class. A KD student can beat A only where it sides with the
+teacher and A does not, so this shows how much of the teacher a method transfers.
+
 Speed: ``scripts/bench_engine.py`` (engine vs hand loop at fixed padding, and one whole
 epoch with textdistill's defaults vs the fixed-padding hand loop) plus CPU latency at
 batch 1 and 32 of each architecture.
@@ -86,6 +90,9 @@ KD_PINNED = {"soft_weight": 1.0, "hard_weight": 0.0, "intermediate_weight": 0.0,
 LATENCY_SEQ_LEN = 64
 # Written into each row that starts from the fine-tuned teacher: which teacher it was.
 TEACHER_STAMP = "bench-teacher.json"
+# Each row's agreement with the teacher on the validation set, computed once per row
+# and teacher (see Bench.agreement).
+AGREEMENT_FILE = "bench-agreement.json"
 # The end-to-end epoch comparison (hand loop vs engine defaults) runs over this many
 # training sentences: a quarter of the subset keeps the fixed-padding hand loop near
 # 3 minutes, and the whole benchmark inside its 2-hour budget.
@@ -328,7 +335,8 @@ class Bench:
         from textdistill.runner import run_recipe
 
         print(f"\n=== {row.key}: {row.student} ({row.variant}), {row.mode}", flush=True)
-        (self.runs / row.key / TEACHER_STAMP).unlink(missing_ok=True)
+        for stale in (TEACHER_STAMP, AGREEMENT_FILE):
+            (self.runs / row.key / stale).unlink(missing_ok=True)
         start = time.perf_counter()
         results = run_recipe(recipe, row.mode)
         self.timings[row.key] = time.perf_counter() - start
@@ -353,6 +361,51 @@ class Bench:
             row = pending[0]
             self.execute(row, recipe_from_dict(row.recipe, source=f"bench:{row.key}"))
             done.add(row.key)
+
+    # -- fidelity ---------------------------------------------------------------------
+
+    def validation_predictions(self, key: str, result: dict) -> list[int]:
+        """The predicted class of every validation sentence by the model that run ``key``
+        ended with (its last checkpoint: ``best/`` may be an earlier step)."""
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if not hasattr(self, "_validation"):
+            from textdistill.data.loading import DataConfig, load_raw_splits
+
+            section = self.data_section()
+            cfg = DataConfig(**{k: v for k, v in section.items() if k != "augment"})
+            self._validation = load_raw_splits(cfg)["eval"][cfg.text_columns[0]]
+        run = self.runs / key
+        weights = run / "checkpoints" / f"checkpoint-{result['final_step']}" / \
+            "model.safetensors"
+        model = AutoModelForSequenceClassification.from_pretrained(run / "best").eval()
+        model.load_state_dict(load_file(weights))
+        tokenizer = AutoTokenizer.from_pretrained(run / "best")
+        predictions: list[int] = []
+        with torch.no_grad():
+            for start in range(0, len(self._validation), 64):
+                batch = tokenizer(self._validation[start:start + 64], padding=True,
+                                  truncation=True, max_length=64, return_tensors="pt")
+                predictions += model(**batch).logits.argmax(-1).tolist()
+        return predictions
+
+    def agreement(self, row: Row, result: dict, teacher: dict) -> float:
+        """Fidelity: the fraction of validation sentences on which ``row``'s final student
+        predicts the teacher's class (saved in the row's directory per teacher)."""
+        saved = self.runs / row.key / AGREEMENT_FILE
+        if saved.is_file():
+            cached = json.loads(saved.read_text())
+            if cached.get("teacher_digest") == self.teacher_digest():
+                return cached["agreement"]
+        if not hasattr(self, "_teacher_predictions"):
+            self._teacher_predictions = self.validation_predictions("teacher", teacher)
+        mine = self.validation_predictions(row.key, result)
+        agree = sum(a == b for a, b in zip(mine, self._teacher_predictions)) / len(mine)
+        saved.write_text(json.dumps({"teacher_digest": self.teacher_digest(),
+                                     "agreement": agree}) + "\n")
+        return agree
 
     def run_speed(self) -> dict:
         """scripts/bench_engine.py in a subprocess; reused while its arguments match."""
@@ -470,9 +523,12 @@ def collect(bench: Bench, teacher: dict, speed: dict | None, latency: dict) -> d
         lat = latency[arch]
         train_steps = [res["final_step"] for res in results]
         train_time = statistics.fmean(res["train_time_s"] for res in results)
+        agreements = [bench.agreement(r, res, teacher) for r, res in zip(selected, results)]
         return {
             "variant": selected[0].variant, "accuracy_mean": mean, "accuracy_std": std,
             "accuracies": accs, "seeds": [r.seed for r in selected],
+            "teacher_agreement_mean": statistics.fmean(agreements),
+            "teacher_agreements": agreements,
             "retention_pct": 100.0 * mean / teacher_acc, "params": lat["params"],
             "latency_ms_b1": lat["latency_ms_b1"], "latency_ms_b32": lat["latency_ms_b32"],
             "throughput_samples_per_s_b32": lat["samples_per_second_b32"],
@@ -708,16 +764,20 @@ def markdown(result: dict) -> str:
     lines += ["## Every row", "",
               "Seed 42 for every variant; the stronger A init and the best 3-layer "
               "variant (both chosen on seed 42) also ran seeds 43 and 44. Training time is the `train()` wall time "
-              "on this machine; train samples/s counts optimizer-step samples.", "",
-              "| student | variant | seeds | accuracy (%) | retention | train time | "
-              "train samples/s |", "|---|---|---:|---:|---:|---:|---:|"]
+              "on this machine; train samples/s counts optimizer-step samples. Agreement is "
+              "the share of validation sentences on which the row's final student predicts "
+              "the teacher's class (mean over seeds).", "",
+              "| student | variant | seeds | accuracy (%) | retention | agrees with teacher "
+              "| train time | train samples/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for key, variants in result["variants"].items():
         for v in variants:
             accs = ", ".join(_pct(a) for a in v["accuracies"])
             mean = _pct(v["accuracy_mean"]) + (f" ± {_pct(v['accuracy_std'])}"
                                                if len(v["seeds"]) > 1 else "")
             lines.append(f"| {key} | {v['variant']} | {len(v['seeds'])} | {mean} ({accs}) | "
-                         f"{v['retention_pct']:.1f}% | {v['train_time_s'] / 60:.1f} min | "
+                         f"{v['retention_pct']:.1f}% | "
+                         f"{100 * v['teacher_agreement_mean']:.1f}% | "
+                         f"{v['train_time_s'] / 60:.1f} min | "
                          f"{v['train_samples_per_s']:.0f} |")
     lines += ["", f"Teacher fine-tuning: {t['train_time_s'] / 60:.1f} min "
               f"({t['train_steps']} steps).", ""]
@@ -847,6 +907,19 @@ def findings(result: dict) -> list[str]:
                    f"{_pct(c['accuracies'][0])}. With 2 classes DKD's non-target term is "
                    "exactly 0 and its target term is the full KL, so with alpha = 1 D trains "
                    "on the same loss as C; any difference is numerical.")
+    fidelity = {key: s["teacher_agreement_mean"] for key, s in result["students"].items()}
+    every = [a for vs in result["variants"].values() for v in vs for a in v["teacher_agreements"]]
+    if "A" in fidelity and len(fidelity) > 1 and every:
+        kd = max((k for k in fidelity if k in "BCD"), key=fidelity.get, default=None)
+        line = (f"- **Fidelity:** the baseline A predicts the teacher's class on "
+                f"{100 * fidelity['A']:.1f}% of the validation sentences")
+        if kd is not None:
+            moved = 100 * (fidelity[kd] - fidelity["A"])
+            line += (f", the most faithful KD row ({kd}) on {100 * fidelity[kd]:.1f}% "
+                     f"({moved:+.1f} pt)")
+        out.append(line + f"; every run lies in {100 * min(every):.1f}-{100 * max(every):.1f}%. "
+                   "A student gains over A only on sentences where it sides with the teacher "
+                   "and A does not.")
     if out:
         out = ["## What the rows show", ""] + out + [""]
     return out

@@ -26,6 +26,8 @@ from textdistill.distiller import Distiller
 from textdistill.recipe import apply_overrides, recipe_from_dict
 
 MASK = "[MASK]"
+# What the code before concatenation existed made of test_concatenation_off_...'s row.
+PINNED_SEED7 = ["the [MASK] [MASK] [MASK]", "good film was", "[MASK] very good"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -158,6 +160,41 @@ def test_ngram_spans_stay_within_bounds(tokenizer):
         assert f" {variant} " in " the cat sat " and len(variant.split()) in (2, 3)
 
 
+def test_concatenation_appends_another_row_of_the_split(tokenizer):
+    sources = ["good film", "bad plot", "the acting", "very quite"]
+    data = datasets.Dataset.from_dict({"sentence": sources, "label": [1, 0, 1, 0]})
+    config = AugmentConfig(copies=20, mask_prob=0.0, replace_prob=0.0, ngram_prob=0.0,
+                           concat_prob=1.0)
+    out = augment_dataset(data, ["sentence"], config, tokenizer)
+    partners = set()
+    for row, source in enumerate(sources):
+        for variant in out["sentence"][4 + 20 * row: 4 + 20 * (row + 1)]:
+            head, tail = variant[:len(source)], variant[len(source) + 1:]
+            assert head == source and tail in sources, variant
+            partners.add(tail)
+    assert partners == set(sources), "partners are drawn from the whole split"
+    assert out["label"][4:24] == [1] * 20, "a variant keeps its source's (unused) label"
+    # At 0.5 about half the variants are longer than their source, the rest unchanged
+    # in length; the same config gives the same variants.
+    half = AugmentConfig(copies=200, mask_prob=0.5, replace_prob=0.0, ngram_prob=0.0,
+                         concat_prob=0.5)
+    variants = augment_dataset(data, ["sentence"], half, tokenizer)["sentence"][4:204]
+    joined = sum(len(v.split()) == 4 for v in variants)
+    assert 70 <= joined <= 130
+    assert variants == augment_dataset(data, ["sentence"], half, tokenizer)["sentence"][4:204]
+
+
+def test_concatenation_off_keeps_the_variants_it_had_before(tokenizer):
+    # concat_prob 0 draws no extra random numbers: older transfer sets (and their
+    # teacher-logit caches) are reproduced exactly. Pinned on a fixed output.
+    data = datasets.Dataset.from_dict({"sentence": ["the good film was very good"],
+                                       "label": [1]})
+    config = AugmentConfig(copies=3, mask_prob=0.3, replace_prob=0.0, ngram_prob=0.5,
+                           seed=7)
+    out = augment_dataset(data, ["sentence"], config, tokenizer)["sentence"][1:]
+    assert out == PINNED_SEED7
+
+
 def test_sentence_pairs_are_perturbed_column_by_column(tokenizer):
     data = datasets.Dataset.from_dict({"premise": ["the movie was good"] * 4,
                                        "hypothesis": ["it was bad"] * 4,
@@ -197,8 +234,9 @@ def test_augment_errors(tokenizer):
     ({"ngram_min": 0}, "data.augment.ngram_min: must be >= 1, got 0"),
     ({"ngram_min": 4, "ngram_max": 2}, "data.augment.ngram_max: must be >= "
                                        "data.augment.ngram_min (4), got 2"),
+    ({"concat_prob": 2}, "data.augment.concat_prob: must be in [0, 1], got 2"),
     ({"copies": 2, "mask_prob": 0, "replace_prob": 0, "ngram_prob": 0},
-     "data.augment.copies: with mask_prob, replace_prob and ngram_prob all 0"),
+     "data.augment.copies: with mask_prob, replace_prob, ngram_prob and concat_prob all 0"),
 ])
 def test_config_validation_names_the_key(changes, message):
     with pytest.raises(ConfigError) as info:

@@ -60,6 +60,9 @@ def test_smoke_run_writes_the_page_and_resumes(tmp_path):
                      "latency_ms_b1", "latency_ms_b32"):
             assert isinstance(student[name], float | int), (key, name)
         assert 0.0 <= student["accuracy_mean"] <= 1.0
+        # Fidelity: one agreement with the teacher per seed, a share of the eval set.
+        assert len(student["teacher_agreements"]) == len(student["seeds"])
+        assert all(0.0 <= a <= 1.0 for a in student["teacher_agreements"])
     assert result["students"]["E"]["params"] < result["students"]["C"]["params"] \
         < teacher["params"]
     assert {"engine_vs_hand_ratio", "epoch_speedup", "peak_rss_mb"} <= set(result["speed"])
@@ -111,6 +114,15 @@ def test_smoke_run_writes_the_page_and_resumes(tmp_path):
     assert planner.result(kd_row) is None
     pretrained = next(row for key, row in rows.items() if key.startswith("A-pretrained"))
     assert not planner.uses_teacher(pretrained) and planner.result(pretrained) is not None
+
+    # Agreement compares the final weights' predictions on the eval set: the teacher
+    # agrees with itself on every sentence, and a row's saved agreement is its own.
+    teacher_result = json.loads((runs / "teacher" / "results.json").read_text())
+    teacher_predictions = planner.validation_predictions("teacher", teacher_result)
+    assert len(teacher_predictions) == rewritten["setup"]["eval_examples"] == 200
+    teacher_row = bench.Row("teacher", "teacher", "", "finetune", {}, 42)
+    assert planner.agreement(teacher_row, teacher_result, teacher_result) == 1.0
+    (runs / "teacher" / bench.AGREEMENT_FILE).unlink()
 
     # The library's distill defaults are chosen from this benchmark, so changing them must
     # not make saved rows stale: KD rows state every weight, and a fine-tuning row's

@@ -11,7 +11,11 @@ of every training example by three perturbations:
   becomes one of its ``neighbours`` nearest neighbours (cosine similarity of the
   teacher's input word embeddings) with ``replace_prob``;
 * **n-gram sampling**: with ``ngram_prob`` the variant is cut to a random contiguous
-  span of ``ngram_min``..``ngram_max`` words.
+  span of ``ngram_min``..``ngram_max`` words;
+* **concatenation**: with ``concat_prob`` the variant is followed by a variant of
+  another training example, drawn at random from the split. Short training phrases
+  become sentence-length inputs that mix two sentiments, and the teacher's soft target
+  says how the parts combine, which the gold labels of the parts cannot.
 
 Words are whitespace-separated; the two texts of a sentence pair are perturbed
 independently. Each source row draws from its own ``random.Random`` seeded with
@@ -65,6 +69,8 @@ class AugmentConfig:
             words (per text of a pair).
         ngram_min / ngram_max: the span's length in words, uniform in
             [ngram_min, ngram_max], clipped to the sentence.
+        concat_prob: probability that a variant is followed by a variant of another
+            example of the split, drawn uniformly (per text of a pair).
         seed: seed of the per-row random generators.
     """
 
@@ -77,6 +83,7 @@ class AugmentConfig:
     ngram_prob: float = 0.25
     ngram_min: int = 1
     ngram_max: int = 5
+    concat_prob: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -84,7 +91,7 @@ class AugmentConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"data.augment.{name}: expected an integer, got {value!r}")
-        for name in ("mask_prob", "replace_prob", "ngram_prob"):
+        for name in ("mask_prob", "replace_prob", "ngram_prob", "concat_prob"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 <= value <= 1:
@@ -96,10 +103,11 @@ class AugmentConfig:
         if self.ngram_max < self.ngram_min:
             raise ConfigError(f"data.augment.ngram_max: must be >= data.augment.ngram_min "
                               f"({self.ngram_min}), got {self.ngram_max}")
-        if self.copies and not (self.mask_prob or self.replace_prob or self.ngram_prob):
-            raise ConfigError("data.augment.copies: with mask_prob, replace_prob and "
-                              "ngram_prob all 0 every variant would copy its source; raise "
-                              "one of them or set copies to 0")
+        if self.copies and not (self.mask_prob or self.replace_prob or self.ngram_prob
+                                or self.concat_prob):
+            raise ConfigError("data.augment.copies: with mask_prob, replace_prob, "
+                              "ngram_prob and concat_prob all 0 every variant would copy its "
+                              "source; raise one of them or set copies to 0")
 
     @property
     def enabled(self) -> bool:
@@ -193,8 +201,13 @@ def _variant(words: list[str], rng: random.Random, config: AugmentConfig,
 
 def _augment_batch(batch: dict[str, list], indices: list[int], *, text_columns: list[str],
                    config: AugmentConfig, mask_token: str | None,
-                   neighbours: dict[str, tuple[str, ...]]) -> dict[str, list]:
-    """``config.copies`` variants of every row of ``batch``, row by row."""
+                   neighbours: dict[str, tuple[str, ...]],
+                   partners: list[list[list[str]]] | None = None) -> dict[str, list]:
+    """``config.copies`` variants of every row of ``batch``, row by row.
+
+    ``partners[c]`` holds the words of text column ``c`` for every row of the split: the
+    pool that concatenation draws from (``None`` when ``concat_prob`` is 0).
+    """
     out: dict[str, list] = {name: [] for name in batch}
     out[AUGMENTED_COLUMN] = []
     for row, index in enumerate(indices):
@@ -206,8 +219,15 @@ def _augment_batch(batch: dict[str, list], indices: list[int], *, text_columns: 
         unchanged = [" ".join(words) for words in sources]
         for _ in range(config.copies):
             for _attempt in range(MAX_ATTEMPTS):
-                texts = [" ".join(_variant(words, rng, config, mask_token, neighbours))
-                         for words in sources]
+                texts = []
+                for c, words in enumerate(sources):
+                    variant = _variant(words, rng, config, mask_token, neighbours)
+                    # Drawn only when enabled, so configs without concatenation keep the
+                    # random stream (and the variants) they had before it existed.
+                    if partners is not None and rng.random() < config.concat_prob:
+                        other = partners[c][rng.randrange(len(partners[c]))]
+                        variant += _variant(other, rng, config, mask_token, neighbours)
+                    texts.append(" ".join(variant))
                 if texts != unchanged:
                     break
             for name in batch:
@@ -265,6 +285,10 @@ def augment_dataset(dataset: datasets.Dataset, text_columns: Sequence[str],
         words = {w for c in text_columns for text in dataset[c] if text is not None
                  for w in str(text).split()}
         neighbours = neighbour_table(words, tokenizer, embeddings, config.neighbours)
+    partners = None
+    if config.concat_prob > 0:
+        partners = [[("" if text is None else str(text)).split() for text in dataset[c]]
+                    for c in text_columns]
 
     variants = dataset.map(
         _augment_batch, batched=True, with_indices=True,
@@ -273,7 +297,7 @@ def augment_dataset(dataset: datasets.Dataset, text_columns: Sequence[str],
         remove_columns=dataset.column_names,
         features=originals.features,
         fn_kwargs={"text_columns": text_columns, "config": config, "mask_token": mask_token,
-                   "neighbours": neighbours},
+                   "neighbours": neighbours, "partners": partners},
         desc=desc,
     )
     return datasets.concatenate_datasets([originals, variants])
