@@ -128,6 +128,8 @@ class Bench:
         self.epochs = getattr(args, "epochs", None) or EPOCHS
         self.timings: dict[str, float] = {}
         self._teacher_digest: str | None = None
+        self._validation: list[str] | None = None  # the eval sentences, for fidelity
+        self._teacher_predictions: list[int] | None = None
 
     # -- recipes ----------------------------------------------------------------------
 
@@ -371,7 +373,7 @@ class Bench:
         from safetensors.torch import load_file
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        if not hasattr(self, "_validation"):
+        if self._validation is None:
             from textdistill.data.loading import DataConfig, load_raw_splits
 
             section = self.data_section()
@@ -399,7 +401,7 @@ class Bench:
             cached = json.loads(saved.read_text())
             if cached.get("teacher_digest") == self.teacher_digest():
                 return cached["agreement"]
-        if not hasattr(self, "_teacher_predictions"):
+        if self._teacher_predictions is None:
             self._teacher_predictions = self.validation_predictions("teacher", teacher)
         mine = self.validation_predictions(row.key, result)
         agree = sum(a == b for a, b in zip(mine, self._teacher_predictions)) / len(mine)

@@ -4,7 +4,7 @@ Distillation does not need gold labels, only inputs the teacher can label, so th
 student can learn from more sentences than the labelled set holds (Tang et al., 2019,
 "Distilling Task-Specific Knowledge from BERT into Simple Neural Networks"; TinyBERT's
 data augmentation, Jiao et al., 2020). :func:`augment_dataset` makes ``copies`` variants
-of every training example by three perturbations:
+of every training example by four perturbations:
 
 * **masking**: each word becomes the tokenizer's mask token with ``mask_prob``;
 * **replacement**: otherwise, a word that is a single whole-word vocabulary entry
