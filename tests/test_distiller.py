@@ -206,8 +206,30 @@ def test_teacher_cache_dir_is_shared_between_runs(tmp_path):
     calls.clear()
     run("second", data)  # another run directory, same teacher and data: no teacher forward
     assert calls == []
+    # The same token ids under another `datasets` fingerprint (as after copying the data
+    # files, which changes their modification times) still hit the cache.
+    copy = data.map(lambda row: row)
+    assert copy._fingerprint != data._fingerprint
+    run("copy", copy)
+    assert calls == []
     run("third", tiny_dataset(24, seed=7))  # other data: its own file, never the stale one
     assert calls and len(list(shared.glob("logits-*.safetensors"))) == 2
+
+
+def test_data_fingerprint_follows_the_teacher_inputs_only():
+    from datasets import Sequence, Value
+
+    from textdistill.teacher_cache import data_fingerprint
+
+    data = tiny_dataset(30, seed=8)
+    same = data_fingerprint(data)
+    assert data_fingerprint(data.cast_column("input_ids", Sequence(Value("int32")))) == same
+    assert data_fingerprint(data.map(lambda row: {"labels": 1 - row["labels"]})) == same
+    assert data_fingerprint(data.select(range(29))) != same
+    assert data_fingerprint(data.select(list(range(30))[::-1])) != same
+    one_token = data.map(lambda row, i: {"input_ids": row["input_ids"][:-1] + [7]}
+                         if i == 3 else {}, with_indices=True)
+    assert data_fingerprint(one_token) != same
 
 
 def test_finetuning_learns_and_writes_best_model(tmp_path):

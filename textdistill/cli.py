@@ -91,7 +91,25 @@ def results_table(results: dict[str, Any]) -> str:
 
 
 def _print(text: str = "") -> None:
-    print(text, flush=True)
+    from .runner import is_main_process
+
+    # Under torchrun every rank runs the verb; one copy of each line is enough.
+    if is_main_process():
+        print(text, flush=True)
+
+
+def _quiet_replica() -> None:
+    """On ranks other than 0, hide the progress bars of datasets and transformers (data
+    preparation and weight loading run on every rank). Errors still print everywhere."""
+    from .runner import is_main_process
+
+    if is_main_process():
+        return
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
 
 
 # -------------------------------------------------------------------------------- verbs
@@ -367,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, or argparse's own usage errors (code 2)
         return int(exit_.code or 0)
     debug = getattr(args, "debug", False) or os.environ.get("TEXTDISTILL_DEBUG") == "1"
+    _quiet_replica()
     try:
         return args.func(args)
     except _user_errors() as err:

@@ -46,7 +46,12 @@ from .models.adaptors import (
 from .models.mapping import matches_from_mapping
 from .models.projections import build_projections
 from .objective import Objective
-from .teacher_cache import CACHE_DIRNAME, TeacherLogitCache, teacher_fingerprint
+from .teacher_cache import (
+    CACHE_DIRNAME,
+    TeacherLogitCache,
+    data_fingerprint,
+    teacher_fingerprint,
+)
 
 CHECKPOINT_DIRNAME = "checkpoints"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -300,8 +305,8 @@ class Distiller:
 
     def _build_cache(self, dataset) -> None:
         cfg = self.training_config
-        fingerprint = teacher_fingerprint(self.teachers, getattr(dataset, "_fingerprint", "") or
-                                          str(len(dataset)), cfg.max_length)
+        fingerprint = teacher_fingerprint(self.teachers, data_fingerprint(dataset),
+                                          cfg.max_length)
 
         def teacher_logits(batch):
             with self.accelerator.autocast():

@@ -50,8 +50,11 @@ def _version() -> str:
     return __version__
 
 
-def _is_main_process() -> bool:
-    # Before the Accelerator exists; torchrun and accelerate launch both set RANK.
+def is_main_process() -> bool:
+    """Whether this is the global rank-0 process (or the only one).
+
+    Usable before the Accelerator exists: torchrun and accelerate launch both set RANK.
+    """
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -98,7 +101,7 @@ def prepare_output_dir(recipe: Recipe, resume: bool, log: Log = print) -> Path:
     """
     out = recipe.output_dir
     if check_output_dir(recipe, resume) and not resume:
-        if _is_main_process():
+        if is_main_process():
             log(f"output.overwrite: starting over in {out}")
             for name in RUN_ENTRIES:
                 path = out / name
@@ -214,7 +217,7 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
     out = prepare_output_dir(recipe, resume, log)
     for note in built.notes:
         log(f"note: {note}")
-    if _is_main_process():
+    if is_main_process():
         _write_recipe(recipe, out, resume, log)
 
     distiller = make_distiller(built)

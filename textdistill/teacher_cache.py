@@ -27,12 +27,46 @@ from .data.batching import pad_batch
 CACHE_DIRNAME = "teacher_cache"
 
 
+# The columns a teacher's forward reads (see data.batching.pad_batch): its logits are a
+# function of these and the teacher alone.
+TEACHER_INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def data_fingerprint(dataset) -> str:
+    """A hash of the token columns the teacher reads, in example order.
+
+    ``datasets`` fingerprints a file-backed dataset by its files' paths and modification
+    times, so a copied or re-downloaded dataset would miss a valid cache. Hashing the
+    token ids themselves keeps the cache valid for the same inputs wherever they came
+    from, and gives changed inputs a new file. Datasets without Arrow columns (plain
+    indexables) fall back to their ``_fingerprint`` or their length.
+    """
+    import pyarrow.compute as pc
+
+    columns = [c for c in TEACHER_INPUT_COLUMNS if c in getattr(dataset, "column_names", ())]
+    if not columns or not hasattr(dataset, "with_format"):
+        return getattr(dataset, "_fingerprint", "") or str(len(dataset))
+    table = dataset.select_columns(columns).with_format("arrow")[:]
+    digest = hashlib.sha256(str(table.num_rows).encode())
+    for name in columns:
+        column = table.column(name)
+        digest.update(name.encode())
+        # Lengths and flattened values, as int64: independent of chunking, slicing and
+        # the integer width the tokenizer's map happened to store.
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        values = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+        digest.update(lengths.astype("int64").tobytes())
+        digest.update(values.astype("int64").tobytes())
+    return digest.hexdigest()[:16]
+
+
 def teacher_fingerprint(teachers: Sequence[torch.nn.Module], data_fingerprint: str,
                         max_length: int) -> str:
     """A short hash of what the cached logits depend on.
 
     It covers each teacher's class, config and a cheap digest of its weights (sums of
-    every parameter), the dataset's fingerprint and the truncation length.
+    every parameter), the data's fingerprint (:func:`data_fingerprint`) and the
+    truncation length.
     """
     digest = hashlib.sha256()
     for teacher in teachers:
