@@ -60,12 +60,12 @@ def data_fingerprint(dataset) -> str:
     return digest.hexdigest()[:16]
 
 
-def teacher_fingerprint(teachers: Sequence[torch.nn.Module], data_fingerprint: str,
+def teacher_fingerprint(teachers: Sequence[torch.nn.Module], data_digest: str,
                         max_length: int) -> str:
     """A short hash of what the cached logits depend on.
 
     It covers each teacher's class, config and a cheap digest of its weights (sums of
-    every parameter), the data's fingerprint (:func:`data_fingerprint`) and the
+    every parameter), ``data_digest`` (from :func:`data_fingerprint`) and the
     truncation length.
     """
     digest = hashlib.sha256()
@@ -79,7 +79,7 @@ def teacher_fingerprint(teachers: Sequence[torch.nn.Module], data_fingerprint: s
             for name, param in model.named_parameters():
                 digest.update(name.encode())
                 digest.update(f"{param.double().sum().item():.10e}".encode())
-    digest.update(data_fingerprint.encode())
+    digest.update(data_digest.encode())
     digest.update(str(max_length).encode())
     return digest.hexdigest()[:16]
 
