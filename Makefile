@@ -10,9 +10,9 @@ export TOKENIZERS_PARALLELISM ?= false
 LOCAL_SST2 := $(wildcard ../shared/data/sst2/train.tsv)
 test test-slow: export HF_HUB_OFFLINE = 1
 test test-slow: export HF_DATASETS_OFFLINE = 1
-quickstart bench: export HF_HUB_OFFLINE ?= $(if $(LOCAL_SST2),1,0)
+quickstart bench bench-studies: export HF_HUB_OFFLINE ?= $(if $(LOCAL_SST2),1,0)
 
-.PHONY: install test test-slow quickstart bench lint clean
+.PHONY: install test test-slow quickstart bench bench-studies lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ quickstart: $(BENCH_STAMP)
 # finished rows are saved in runs/bench and reused, so an interrupted run resumes.
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench.py
+
+# Why KD gains little in that benchmark (docs/benchmark-studies.md): a 2-layer student, and
+# a teacher that never saw the students' sentences. After `make bench`; ~55 min.
+bench-studies: $(BENCH_STAMP)
+	$(PY) scripts/bench_studies.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check textdistill tests scripts

@@ -204,14 +204,8 @@ class Bench:
 
         a_rows = {}
         for init, source in (("pretrained", self.base_model), ("teacher", teacher)):
-            a_rows[init] = lambda seed, init=init, source=source: Row(
-                self.row_key(f"A-{init}-s{seed}"), "A", f"init: {init} layers", "finetune",
-                {"teacher": {"model": source},
-                 "student": {"from_teacher": {"layers": THREE_LAYERS}},
-                 "data": self.data_section(),
-                 **self.train_section(seed, self.epochs,
-                                      self.runs / self.row_key(f"A-{init}-s{seed}"))},
-                seed)
+            a_rows[init] = lambda seed, init=init, source=source: self.label_row(
+                f"A-{init}", f"init: {init} layers", source, seed)
             rows.append(a_rows[init](SEEDS[0]))
         best_a = self.best_variant("A", rows)
         if best_a is not None:  # the stronger init (by seed 42) is the baseline: more seeds
@@ -260,6 +254,19 @@ class Bench:
         if end is not None:
             distill["intermediate_weight_schedule"] = {"kind": "linear", "end": end}
         return distill
+
+    def label_row(self, name: str, variant: str, source: str, seed: int,
+                  layers: list[int] | None = None, student: str = "A") -> Row:
+        """A no-KD row: the student made of ``source``'s blocks ``layers``, fine-tuned on
+        the subset's labels alone; its run directory is ``<name>-s<seed>``."""
+        layers = layers or list(THREE_LAYERS)
+        key = self.row_key(f"{name}-s{seed}")
+        return Row(key, student, variant, "finetune",
+                   {"teacher": {"model": source},
+                    "student": {"from_teacher": {"layers": layers}},
+                    "data": self.data_section(),
+                    **self.train_section(seed, self.epochs, self.runs / key)},
+                   seed, layers)
 
     def kd_row(self, student: str, variant: str, distill: dict, copies: int, seed: int,
                layers: list[int] | None = None) -> Row:
@@ -687,7 +694,7 @@ def headline_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, studies_page: Path | None = None) -> str:
     st, t = result["setup"], result["teacher"]
     row_steps = next(iter(result["students"].values()))["train_steps"] \
         if result["students"] else "?"
@@ -762,7 +769,7 @@ def markdown(result: dict) -> str:
             f"{ok[tg['speedup_ok']]} |",
             "",
         ]
-    lines += findings(result)
+    lines += findings(result, studies_page)
     lines += ["## Every row", "",
               "Seed 42 for every variant; the stronger A init and the best 3-layer "
               "variant (both chosen on seed 42) also ran seeds 43 and 44. Training time is the `train()` wall time "
@@ -856,8 +863,9 @@ def seed_caveat(result: dict) -> list[str]:
             " pt, so compare single-seed rows with each other, not with the means.", ""]
 
 
-def findings(result: dict) -> list[str]:
-    """Comparisons between rows, computed from the numbers (seed-42 runs unless said)."""
+def findings(result: dict, studies_page: Path | None = None) -> list[str]:
+    """Comparisons between rows, computed from the numbers (seed-42 runs unless said);
+    ``studies_page``, when written, gets a link."""
     variants = {key: {v["variant"]: v for v in vs} for key, vs in result["variants"].items()}
     teacher = result["teacher"]["accuracy"]
     out: list[str] = []
@@ -922,6 +930,11 @@ def findings(result: dict) -> list[str]:
         out.append(line + f"; every run lies in {100 * min(every):.1f}-{100 * max(every):.1f}%. "
                    "A student gains over A only on sentences where it sides with the teacher "
                    "and A does not.")
+    if out and studies_page is not None:
+        out.append(f"- **Why KD gains so little here:** two controlled studies (a 2-layer "
+                   f"student with more room, a teacher that never saw the students' "
+                   f"sentences) in [{studies_page.name}]({studies_page.name}) "
+                   "(`python scripts/bench_studies.py`).")
     if out:
         out = ["## What the rows show", ""] + out + [""]
     return out
@@ -1011,7 +1024,8 @@ def main(argv: list[str] | None = None) -> int:
     out = bench.docs / "benchmarks"
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot(result, out)
-    page = markdown(result)
+    studies = bench.docs / "benchmark-studies.md"
+    page = markdown(result, studies if studies.is_file() else None)
     (bench.docs / "benchmarks.md").write_text(page, encoding="utf-8")
     if not args.smoke and bench.docs == (ROOT / "docs").resolve():
         update_readme(result)

@@ -161,3 +161,66 @@ def test_targets_are_checked_against_the_numbers():
     missed = bench.targets(result)
     assert not missed["retention_ok"] and not missed["gain_ok"] and not missed["speedup_ok"]
     assert missed["gain_over_A_pts"] == pytest.approx(0.5)
+
+
+def _load_studies():
+    _load_script()  # scripts/bench_studies.py imports it as "bench"
+    spec = importlib.util.spec_from_file_location("bench_studies",
+                                                  ROOT / "scripts" / "bench_studies.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_studies"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(default_sst2_dir() is None, reason="needs the local SST-2 copy")
+def test_studies_smoke_run(tmp_path):
+    studies = _load_studies()
+    bench = studies.bench
+    base = write_tiny_classifier(tmp_path / "base", num_layers=6)
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    argv = ["--smoke", "--base-model", str(base), "--runs", str(runs), "--docs", str(docs)]
+    with pytest.raises(SystemExit):  # the benchmark's teacher comes first
+        studies.main(argv)
+    bench.Bench(argparse.Namespace(runs=str(runs), docs=str(docs), smoke=True,
+                                   base_model=str(base), epochs=None)).run_teacher()
+    assert studies.main(argv) == 0
+
+    result = json.loads((docs / "benchmarks" / "studies.json").read_text())
+    assert set(result["arms"]) == {"room/labels", "room/kd", "heldout/labels", "heldout/kd"}
+    for arm in result["arms"].values():
+        assert len(arm["accuracies"]) == len(studies.SEEDS)
+        assert all(0.0 <= a <= 1.0 for a in arm["accuracies"])
+    assert result["arms"]["room/kd"]["layers"] == bench.TWO_LAYERS
+    assert result["arms"]["heldout/kd"]["layers"] == bench.THREE_LAYERS
+    gain = result["arms"]["room/kd"]["accuracy_mean"] - result["arms"]["room/labels"]["accuracy_mean"]
+    assert result["room_kd_gain_pts"] == pytest.approx(100 * gain)
+    for teacher in result["teachers"].values():
+        stats = teacher["on_student_subset"]
+        assert stats["examples"] == 200
+        assert 0.0 <= stats["gold_agreement"] <= 1.0 and 0.5 <= stats["mean_confidence"] <= 1.0
+
+    # The held-out teacher learns from the training sentences outside the students' subset.
+    held = studies.HeldOutBench(argparse.Namespace(runs=str(runs), docs=str(docs), smoke=True,
+                                                   base_model=str(base), epochs=None))
+    complement = held.complement_file().read_text().splitlines()[1:]
+    assert len(complement) == bench.SST2_TRAIN_SIZE - 200
+    subset_rows = json.loads((runs / "heldout-A-teacher-s42" / "results.json").read_text())
+    assert subset_rows["train_examples"] == 200
+    planner = bench.Bench(argparse.Namespace(runs=str(runs), docs=str(docs), smoke=True,
+                                             base_model=str(base), epochs=None))
+    from textdistill.data.loading import DataConfig, load_raw_splits
+    subset = load_raw_splits(DataConfig(**planner.data_section()))["train"]
+    whole = load_raw_splits(DataConfig(**{**planner.data_section(),
+                                          "max_train_samples": None}))["train"]
+    def pairs(split):
+        return {f"{s}\t{y}" for s, y in zip(split["sentence"], split["label"])}
+    assert pairs(subset) | set(complement) == pairs(whole)
+    assert len(subset) + len(complement) == len(whole)
+    assert (docs / "benchmark-studies.md").read_text().count("held-out teacher") >= 2
+
+    # A second run trains nothing, and --report rewrites the page from saved rows.
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
+    assert studies.main(argv) == 0
+    assert studies.main(argv + ["--report"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps

@@ -280,3 +280,20 @@ def test_bf16_after_fp32_in_one_process_and_tensorboard_logs(tmp_path):
     assert all(torch.isfinite(torch.tensor(v)) for v in history.series("loss/kd")[1])
     events = list((tmp_path / "b" / "run" / "logs").rglob("events.out.tfevents.*"))
     assert events, "TensorBoard wrote no event file"
+
+
+def test_projections_start_from_the_training_seed(tmp_path):
+    """A learned projection's init follows ``training_config.seed``, not whatever the
+    global RNG happened to hold when the Distiller was made."""
+    teacher, student = tiny_bert(hidden_size=32), tiny_bert(hidden_size=16, seed=1)
+    distill = DistillationConfig(matches=[Match("hidden", 1, 1)])  # 16 -> 32: projected
+
+    def projection_weights(seed: int) -> list[torch.Tensor]:
+        torch.rand(7)  # other work in between moves the global RNG
+        distiller = Distiller(teacher, student, distill,
+                              training_config=_train_cfg(tmp_path, seed=seed))
+        return [p.detach().clone() for p in distiller.projections.parameters()]
+
+    first, again, other = projection_weights(3), projection_weights(3), projection_weights(4)
+    assert first and all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))

@@ -224,3 +224,39 @@ def test_check_label_mapping_three_way_permutation():
     assert permutation == {0: 1, 1: 2, 2: 0}
     for data_id, model_id in permutation.items():
         assert config.id2label[model_id] == data[data_id]
+
+
+def test_built_students_start_from_the_recipe_seed(tmp_path):
+    """Random weights of a built student (a config student; a pretrained student's new
+    head) follow ``train.seed``, not whatever the global RNG held before."""
+    from tiny import write_tiny_classifier
+
+    from transformers import AutoTokenizer, BertModel
+
+    from textdistill.build import build
+    from textdistill.recipe import recipe_from_dict
+
+    teacher = write_tiny_classifier(tmp_path / "teacher")
+    # A pretrained encoder without a classification head: the student gets a new one.
+    bare = tmp_path / "bare"
+    BertModel.from_pretrained(teacher).save_pretrained(bare)
+    AutoTokenizer.from_pretrained(teacher).save_pretrained(bare)
+    data = {"train_file": str(tmp_path / "t.csv"), "validation_file": str(tmp_path / "v.csv"),
+            "label_names": ["negative", "positive"]}
+    students = {"config": {"config": {"num_layers": 1, "hidden_size": 16, "num_heads": 2,
+                                      "intermediate_size": 32}},
+                "pretrained": {"pretrained": str(bare)}}
+
+    def weights(kind: str, seed: int) -> dict[str, torch.Tensor]:
+        torch.rand(7)  # other work in between moves the global RNG
+        recipe = recipe_from_dict({"teacher": {"model": str(teacher)}, "student": students[kind],
+                                   "data": data, "train": {"seed": seed},
+                                   "output": {"dir": str(tmp_path / "run")}}, source="test")
+        model = build(recipe, "distill" if kind == "config" else "finetune",
+                      load_data=False).student
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    for kind in students:
+        first, again, other = weights(kind, 3), weights(kind, 3), weights(kind, 4)
+        assert all(torch.equal(first[k], again[k]) for k in first), kind
+        assert not all(torch.equal(first[k], other[k]) for k in first), kind

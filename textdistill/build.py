@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import set_seed
+
 from .config import ConfigError, TrainingConfig
 from .recipe import PYTHON_PREFIX, Recipe, model_location
 
@@ -322,6 +324,9 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
                          f"{label_names}")
 
     # --- the student
+    # A config student's weights and a pretrained student's new head are random: seeded
+    # here, they follow train.seed instead of whatever ran before in the process.
+    set_seed(recipe.train.seed)
     student = _build_student(recipe, teachers, label_names)
     tokenizer = tokenizers[0] if tokenizers else student_tokenizer
     if label_names is not None:

@@ -221,7 +221,8 @@ class TrainingConfig:
         warmup_ratio / warmup_steps: linear warm-up (steps win when both are set).
         scheduler: a ``transformers.get_scheduler`` name.
         gradient_accumulation_steps / max_grad_norm / precision / seed: as in
-            Accelerate (``precision`` is its ``mixed_precision``).
+            Accelerate (``precision`` is its ``mixed_precision``). ``seed`` also fixes
+            the random initial weights (a new head, a config student, projections).
         eval_steps / save_steps / logging_steps: cadence in optimizer steps;
             ``None`` for eval/save means once per epoch.
         save_total_limit: checkpoints kept on disk (oldest deleted first).

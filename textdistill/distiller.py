@@ -190,6 +190,9 @@ class Distiller:
         self.teacher_adaptor = teacher_adaptor or adaptor
 
         self.matches = self._resolve_matches()
+        # The projections' random init must follow the run's seed, not whatever the global
+        # RNG holds after the caller's own work (as transformers' Trainer seeds in __init__).
+        set_seed(self.training_config.seed)
         student_dims = model_dims(student)
         teacher_dims = [model_dims(t) for t in self.teachers]
         self.projections = build_projections(

@@ -99,6 +99,11 @@ class TeacherLogitCache:
         rows = self.logits[:, idx.cpu()]
         return list(rows.to(idx.device).unbind(0))
 
+    @staticmethod
+    def file_for(directory: str | os.PathLike, fingerprint: str) -> Path:
+        """Where the logits for ``fingerprint`` are (or will be) saved in ``directory``."""
+        return Path(directory) / f"logits-{fingerprint}.safetensors"
+
     @classmethod
     def load_or_build(
         cls,
@@ -126,7 +131,7 @@ class TeacherLogitCache:
             accelerator: the run's ``accelerate.Accelerator``.
         """
         directory = Path(directory)
-        path = directory / f"logits-{fingerprint}.safetensors"
+        path = cls.file_for(directory, fingerprint)
         if not path.exists():
             logits = cls._compute(dataset, num_examples, teacher_logits_fn, accelerator,
                                   pad_token_id, batch_size, pad_to, progress_bar)
@@ -136,7 +141,7 @@ class TeacherLogitCache:
                 save_file({"logits": logits.contiguous()}, str(tmp),
                           metadata={"num_examples": str(num_examples)})
                 os.replace(tmp, path)
-                (directory / f"logits-{fingerprint}.json").write_text(json.dumps(
+                path.with_suffix(".json").write_text(json.dumps(
                     {"shape": list(logits.shape), "fingerprint": fingerprint}, indent=2))
             accelerator.wait_for_everyone()
         logits = load_file(str(path))["logits"]
