@@ -30,6 +30,7 @@ Seeds 42 and 43. Rows are saved in ``runs/bench/`` beside the benchmark's (``stu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -60,10 +61,10 @@ class HeldOutBench(bench.Bench):
         the subset's seeded shuffle (written once; rewritten only if it would change)."""
         from textdistill.data.loading import DataConfig, load_raw_splits
 
-        section = self.data_section()
-        whole = load_raw_splits(DataConfig(**{**section, "max_train_samples": None}))["train"]
-        subset = load_raw_splits(DataConfig(**section))["train"]
-        shuffled = whole.shuffle(seed=42)  # the seed data_section's subset is drawn with
+        students = DataConfig(**self.data_section())
+        whole = load_raw_splits(dataclasses.replace(students, max_train_samples=None))["train"]
+        subset = load_raw_splits(students)["train"]
+        shuffled = whole.shuffle(seed=students.shuffle_seed)  # as the subset was drawn
         if shuffled.select(range(len(subset)))["sentence"] != subset["sentence"]:
             raise RuntimeError("the students' subset is not the head of the seeded shuffle; "
                                "cannot take its complement")
