@@ -329,16 +329,22 @@ class Bench:
 
     # -- running ----------------------------------------------------------------------
 
+    def teacher_row(self) -> Row:
+        """The teacher's fine-tuning run (its directory: ``teacher_dir``'s parent)."""
+        return Row(self.teacher_dir.parent.name, "teacher", "fine-tuned MiniLM-L6",
+                   "finetune", self.teacher_recipe(), 42)
+
     def run_teacher(self) -> dict:
         from textdistill.recipe import recipe_from_dict
 
-        raw = self.teacher_recipe()
-        row = Row("teacher", "teacher", "fine-tuned MiniLM-L6", "finetune", raw, 42)
+        row = self.teacher_row()
         saved = self.result(row)
         if saved is not None:
-            print(f"teacher: reusing {self.runs / 'teacher'}", flush=True)
+            print(f"{row.key}: reusing {self.runs / row.key}", flush=True)
             return saved
-        return self.execute(row, recipe_from_dict(raw, source=str(TEACHER_RECIPE)))
+        result = self.execute(row, recipe_from_dict(row.recipe, source=str(TEACHER_RECIPE)))
+        self._teacher_digest = None  # the teacher's weights are new
+        return result
 
     def execute(self, row: Row, recipe) -> dict:
         from textdistill.runner import run_recipe
@@ -352,8 +358,6 @@ class Bench:
         if self.uses_teacher(row):
             (self.runs / row.key / TEACHER_STAMP).write_text(
                 json.dumps({"teacher_digest": self.teacher_digest()}) + "\n")
-        if row.key == "teacher":
-            self._teacher_digest = None
         print(f"=== {row.key}: accuracy {results['final_eval']['accuracy']:.4f} "
               f"({self.timings[row.key]:.0f} s)", flush=True)
         return results
@@ -995,8 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     (bench.docs / "benchmarks").mkdir(parents=True, exist_ok=True)
 
     if args.report:
-        saved = bench.result(Row("teacher", "teacher", "fine-tuned MiniLM-L6", "finetune",
-                                 bench.teacher_recipe(), 42))
+        saved = bench.result(bench.teacher_row())
         if saved is None:
             parser.error(f"no finished teacher in {bench.runs / 'teacher'}: run without --report")
         teacher = saved

@@ -92,18 +92,6 @@ class HeldOutBench(bench.Bench):
         return bench.Row(HELDOUT, "teacher", "fine-tuned on the complement", "finetune",
                          self.teacher_recipe(), 42)
 
-    def run_teacher(self) -> dict:
-        from textdistill.recipe import recipe_from_dict
-
-        row = self.teacher_row()
-        saved = self.result(row)
-        if saved is not None:
-            print(f"{HELDOUT}: reusing {self.runs / HELDOUT}", flush=True)
-            return saved
-        result = self.execute(row, recipe_from_dict(row.recipe, source=f"bench:{HELDOUT}"))
-        self._teacher_digest = None  # the weights changed
-        return result
-
 
 def study_rows(main: bench.Bench, held: HeldOutBench) -> dict[str, list[tuple[bench.Bench, bench.Row]]]:
     """Each arm of the studies: its rows, each with the Bench (teacher) it belongs to."""
@@ -296,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     main_bench, held = bench.Bench(args), HeldOutBench(args)
     main_bench.runs.mkdir(parents=True, exist_ok=True)
 
-    teacher_row = bench.Row("teacher", "teacher", "", "finetune", main_bench.teacher_recipe(), 42)
-    teacher = main_bench.result(teacher_row)
+    teacher = main_bench.result(main_bench.teacher_row())
     if teacher is None:
         parser.error(f"no finished benchmark teacher in {main_bench.runs / 'teacher'}: "
                      "run `make bench` (scripts/bench.py) first")

@@ -230,7 +230,6 @@ def test_built_students_start_from_the_recipe_seed(tmp_path):
     """Random weights of a built student (a config student; a pretrained student's new
     head) follow ``train.seed``, not whatever the global RNG held before."""
     from tiny import write_tiny_classifier
-
     from transformers import AutoTokenizer, BertModel
 
     from textdistill.build import build
