@@ -5,8 +5,9 @@ layer mappings, projections, students) -> ``losses`` -> ``objective`` and ``dist
 (the one training loop) -> ``export``.
 """
 
-from .config import ConfigError, DistillationConfig, Match, TrainingConfig
+from .config import DistillationConfig, Match, TrainingConfig
 from .distiller import Distiller, StepCallback
+from .errors import ConfigError
 from .history import History
 from .losses import available_losses, get_loss, register_loss
 from .schedules import Schedule

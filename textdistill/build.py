@@ -30,7 +30,8 @@ from typing import Any
 
 from accelerate.utils import set_seed
 
-from .config import ConfigError, TrainingConfig
+from .config import TrainingConfig
+from .errors import ConfigError
 from .recipe import PYTHON_PREFIX, Recipe, model_location
 
 MODES = ("distill", "finetune")

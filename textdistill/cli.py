@@ -32,8 +32,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input, not a bug."""
     import yaml
 
-    from .config import ConfigError
-    from .export import HubUnavailableError
+    from .errors import ConfigError, HubUnavailableError
 
     return (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError,
             IsADirectoryError, HubUnavailableError, ConnectionError, yaml.YAMLError)
@@ -209,7 +208,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import HubUnavailableError
+    from .errors import HubUnavailableError
     from .runner import export_run
 
     try:

@@ -22,11 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from .errors import ConfigError
 from .schedules import Schedule
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid. The message names the key path."""
 
 
 def _choices(path: str, value: Any, valid: typing.Iterable[Any]) -> None:

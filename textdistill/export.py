@@ -25,6 +25,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import plain_data
+from .errors import HubUnavailableError
 from .models.adaptors import unwrap_model
 
 _README = "README.md"
@@ -32,10 +33,6 @@ _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 # What the Hub accepts as a repo id ("name" or "owner/name").
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TAGS = ["textdistill", "knowledge-distillation", "text-classification"]
-
-
-class HubUnavailableError(RuntimeError):
-    """The Hub cannot be reached (offline mode or no network); the local export is intact."""
 
 
 # ------------------------------------------------------------------------------ export

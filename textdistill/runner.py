@@ -29,7 +29,8 @@ from typing import Any
 import yaml
 
 from .build import build, load_classifier, load_tokenizer, tokenize_with_labels
-from .config import ConfigError, TrainingConfig, plain_data
+from .config import TrainingConfig, plain_data
+from .errors import ConfigError
 from .recipe import PYTHON_PREFIX, Recipe, load_recipe, normalize_model_ref
 
 RESULTS_FILE = "results.json"

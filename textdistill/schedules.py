@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .errors import ConfigError
+
 ScheduleFn = Callable[[float, float, float], float]
 
 
@@ -62,9 +64,6 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:
-            # Imported lazily: config imports this module.
-            from .config import ConfigError
-
             raise ConfigError(
                 f"schedule.kind: {self.kind!r} is not valid; choose one of {sorted(SCHEDULES)}"
             )

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import datasets
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

@@ -27,7 +27,8 @@ from typing import Any
 
 import datasets
 
-from ..config import ConfigError, _positive, from_dict
+from ..config import _positive, from_dict
+from ..errors import ConfigError
 from .augment import AugmentConfig
 
 # Extension -> (``datasets`` builder, extra builder options).

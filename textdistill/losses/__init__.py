@@ -10,12 +10,12 @@ Recipes name them by string; :func:`get_loss` resolves a name and
 :func:`register_loss` adds new ones.
 """
 
+from ..errors import UnknownLossError
 from .attention import attention_kl, attention_mse
 from .hidden import hidden_cos, hidden_mmd, hidden_mse, pkd
 from .logits import dkd, dkd_terms, hard_ce, kd_ce, kd_kl, kd_mse, probability_shift
 from .registry import (
     LossFn,
-    UnknownLossError,
     available_losses,
     fp32_loss,
     get_loss,

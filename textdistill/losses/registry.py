@@ -24,6 +24,8 @@ from typing import Any, Protocol, overload
 import torch
 from torch import Tensor
 
+from ..errors import UnknownLossError
+
 
 class LossFn(Protocol):
     """``fn(student, teacher, mask=None, **options) -> Tensor`` (0-dim, float32)."""
@@ -31,14 +33,6 @@ class LossFn(Protocol):
     def __call__(
         self, student: Tensor, teacher: Tensor, mask: Tensor | None = None, **options: Any
     ) -> Tensor: ...
-
-
-class UnknownLossError(KeyError):
-    """:func:`get_loss` was asked for a name nobody registered."""
-
-    def __str__(self) -> str:
-        # KeyError's own __str__ repr-quotes the message; keep it readable.
-        return str(self.args[0]) if self.args else ""
 
 
 _REGISTRY: dict[str, LossFn] = {}

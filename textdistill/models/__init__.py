@@ -1,11 +1,13 @@
 """Model-facing pieces: adaptors (forward -> :class:`ModelView`), layer mappings and
 width projections."""
 
-from .adaptors import (
-    Adaptor,
+from ..errors import (
     AttentionUnavailableError,
     FeatureUnavailableError,
     HiddenStatesUnavailableError,
+)
+from .adaptors import (
+    Adaptor,
     ModelDims,
     ModelView,
     ensure_eager_attention,

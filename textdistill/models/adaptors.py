@@ -21,27 +21,16 @@ from typing import Any, Protocol
 
 import torch
 
+from ..errors import (
+    AttentionUnavailableError,
+    HiddenStatesUnavailableError,
+)
+
 # Forward arguments the adaptor controls itself: ``labels`` would make the model compute
 # its own loss (we compute ours), and the output switches are set per call.
 _CONTROLLED_ARGS = frozenset(
     {"labels", "output_hidden_states", "output_attentions", "return_dict"}
 )
-
-
-class FeatureUnavailableError(RuntimeError):
-    """A model did not return hidden states or attention maps that were requested."""
-
-
-class AttentionUnavailableError(FeatureUnavailableError):
-    """Attention maps were requested but the model cannot (or did not) return them.
-
-    Usually the model runs ``sdpa``/flash attention, which never materialises the maps;
-    load it with ``attn_implementation="eager"`` or call :func:`ensure_eager_attention`.
-    """
-
-
-class HiddenStatesUnavailableError(FeatureUnavailableError):
-    """Hidden states were requested but the model did not return them."""
 
 
 @dataclass

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..config import FEATURES, PROJECTION_INITS, PROJECTIONS, ConfigError, Match
+from ..config import FEATURES, PROJECTION_INITS, PROJECTIONS, Match
+from ..errors import ConfigError
 
 PRESETS = ("uniform", "last", "skip")
 

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..config import PROJECTION_INITS, PROJECTIONS, ConfigError, Match
+from ..config import PROJECTION_INITS, PROJECTIONS, Match
+from ..errors import ConfigError
 
 WEIGHTS_NAME = "projections.safetensors"
 SPECS_NAME = "projections.json"
