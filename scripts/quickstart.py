@@ -10,8 +10,8 @@
 4. ``textdistill export`` - the student as a Hub-format directory, ``runs/quickstart/hub``;
 5. prints the teacher-vs-student table (also written to ``runs/quickstart/summary.md``).
 
-The SST-2 data comes from the local GLUE copy (``$TEXTDISTILL_SST2_DIR`` or
-``../shared/data/sst2``) when there is one, else from the Hub (``stanfordnlp/sst2``).
+The SST-2 data comes from the local GLUE copy when there is one (``$TEXTDISTILL_SST2_DIR``,
+else ``shared/data/sst2`` beside this checkout), else from the Hub (``stanfordnlp/sst2``).
 The steps run the CLI's own ``main`` in this process: the same code users run.
 
     python scripts/quickstart.py [--fresh] [--set KEY=VALUE ...]
@@ -37,21 +37,36 @@ TEACHER_RECIPE = ROOT / "recipes" / "quickstart-teacher.yaml"
 STUDENT_RECIPE = ROOT / "recipes" / "quickstart-distill.yaml"
 # The recipes' max_length: latency is measured at the length the models were trained at.
 MAX_LENGTH = "64"
+# The GLUE SST-2 copy this project keeps beside its checkouts.
+SHARED_SST2 = ROOT.parent / "shared" / "data" / "sst2"
 
 
-def _data_overrides() -> list[str]:
+def _local_sst2() -> Path | None:
+    """The SST-2 copy ``$TEXTDISTILL_SST2_DIR`` names, else the shared one, else None."""
     from textdistill.data import default_sst2_dir
 
     local = default_sst2_dir()
+    if local is None and all((SHARED_SST2 / name).is_file()
+                             for name in ("train.tsv", "validation.tsv")):
+        local = SHARED_SST2
+    return local
+
+
+def _data_overrides(local: Path | None) -> list[str]:
     if local is not None:
         print(f"SST-2: local copy {local}")
-        items = [f"data.train_file={local / 'train.tsv'}",
-                 f"data.validation_file={local / 'validation.tsv'}"]
+        items = [f"data.train={local / 'train.tsv'}", f"data.eval={local / 'validation.tsv'}"]
     else:
         print("SST-2: no local copy; loading stanfordnlp/sst2 from the Hub")
-        items = ["data.train_file=null", "data.validation_file=null",
-                 "data.dataset=stanfordnlp/sst2"]
+        items = ["data.dataset=stanfordnlp/sst2", "data.train=train", "data.eval=validation"]
     return [arg for item in items for arg in ("--set", item)]
+
+
+def _eval_data(local: Path | None) -> list[str]:
+    """``textdistill evaluate``'s data arguments: the local validation file, else the Hub."""
+    if local is None:
+        return ["--data", "sst2"]
+    return ["--data", str(local / "validation.tsv"), "--label-names", "negative", "positive"]
 
 
 def _step(title: str, argv: list[str], timings: dict[str, float]) -> None:
@@ -98,7 +113,8 @@ def main() -> None:
     os.chdir(ROOT)  # runs/ and relative recipe paths live in the repo root
     start = time.perf_counter()
     timings: dict[str, float] = {}
-    common = _data_overrides() + [arg for item in args.set for arg in ("--set", item)]
+    local = _local_sst2()
+    common = _data_overrides(local) + [arg for item in args.set for arg in ("--set", item)]
 
     teacher_best = RUN / "teacher" / "best"
     if args.fresh or not (teacher_best / "config.json").is_file():
@@ -113,9 +129,9 @@ def main() -> None:
     evals = {}
     for name, model in (("teacher", teacher_best), ("student", RUN / "student" / "best")):
         out = RUN / f"eval-{name}.json"
-        _step(f"3. evaluate the {name}", ["evaluate", str(model.relative_to(ROOT)), "--data",
-                                          "sst2", "--max-length", MAX_LENGTH, "--json",
-                                          str(out.relative_to(ROOT))], timings)
+        _step(f"3. evaluate the {name}", ["evaluate", str(model.relative_to(ROOT)),
+                                          *_eval_data(local), "--max-length", MAX_LENGTH,
+                                          "--json", str(out.relative_to(ROOT))], timings)
         evals[name] = json.loads(out.read_text(encoding="utf-8"))
     _step("4. export the student", ["export", str((RUN / "student").relative_to(ROOT)),
                                     str((RUN / "hub").relative_to(ROOT)), "--overwrite"],

@@ -28,9 +28,9 @@ def main() -> None:
     data = tiny_dataset(48, seed=6, min_len=10, max_len=10)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distiller = Distiller(teacher, student, distill, TrainingConfig(
-        output_dir=str(out / "run"), max_steps=4, lr=1e-3, warmup_ratio=0.0, logging_steps=1,
+        output_dir=str(out / "run"), max_steps=4, lr=1e-3, warmup=0.0, logging_steps=1,
         report_to=[], progress_bar=False, save_steps=4, batch_size=global_batch // world,
-        cache_teacher=True))
+        teacher_cache=True))
     history = distiller.train(data, tiny_dataset(20, seed=7))
     assert distiller.accelerator.num_processes == world, "accelerate missed the launch"
     rank = distiller.accelerator.process_index

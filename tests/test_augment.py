@@ -149,7 +149,7 @@ def test_ngram_spans_stay_within_bounds(tokenizer):
     long = "the a movie film was is it plot acting i very quite"
     data = datasets.Dataset.from_dict({"sentence": [long, "the cat sat"], "label": [0, 1]})
     config = AugmentConfig(copies=30, mask_prob=0.0, replace_prob=0.0, ngram_prob=1.0,
-                           ngram_min=2, ngram_max=4)
+                           ngram=[2, 4])
     out = augment_dataset(data, ["sentence"], config, tokenizer)["sentence"]
     lengths = set()
     for variant in out[2:32]:
@@ -231,9 +231,11 @@ def test_augment_errors(tokenizer):
     ({"copies": -1}, "data.augment.copies: must be >= 0, got -1"),
     ({"copies": 1.5}, "data.augment.copies: expected an integer, got 1.5"),
     ({"neighbours": 0}, "data.augment.neighbours: must be >= 1, got 0"),
-    ({"ngram_min": 0}, "data.augment.ngram_min: must be >= 1, got 0"),
-    ({"ngram_min": 4, "ngram_max": 2}, "data.augment.ngram_max: must be >= "
-                                       "data.augment.ngram_min (4), got 2"),
+    ({"ngram": [0, 5]}, "data.augment.ngram: need 1 <= min <= max, got [0, 5]"),
+    ({"ngram": [4, 2]}, "data.augment.ngram: need 1 <= min <= max, got [4, 2]"),
+    ({"ngram": [3]}, "data.augment.ngram: expected two integers [min, max], got [3]"),
+    ({"ngram": [1, 2.5]}, "data.augment.ngram: expected two integers [min, max], got"),
+    ({"ngram": 3}, "data.augment.ngram: expected two integers [min, max], got 3"),
     ({"concat_prob": 2}, "data.augment.concat_prob: must be in [0, 1], got 2"),
     ({"copies": 2, "mask_prob": 0, "replace_prob": 0, "ngram_prob": 0},
      "data.augment.copies: with mask_prob, replace_prob, ngram_prob and concat_prob all 0"),
@@ -258,12 +260,14 @@ def test_recipe_section_overrides_and_dump(tmp_path, monkeypatch):
     assert recipe_from_dict(_raw_recipe()).data.augment == AugmentConfig()
 
     changed = apply_overrides(_raw_recipe(), ["data.augment.copies=3",
-                                              "data.augment.ngram_prob=0.5"])
+                                              "data.augment.ngram_prob=0.5",
+                                              "data.augment.ngram=[2, 3]"])
     augment = recipe_from_dict(changed).data.augment
-    assert augment.copies == 3 and augment.ngram_prob == 0.5
+    assert augment.copies == 3 and augment.ngram_prob == 0.5 and augment.ngram == [2, 3]
 
     dumped = recipe_from_dict(changed).to_dict()
     assert dumped["data"]["augment"]["copies"] == 3
+    assert dumped["data"]["augment"]["ngram"] == [2, 3]
     assert recipe_from_dict(dumped).data.augment == augment
 
     with pytest.raises(ConfigError) as info:
@@ -294,7 +298,7 @@ def _recipe(ws, copies: int, **extra):
     return recipe_from_dict({
         "teacher": {"model": str(ws.teacher)},
         "student": {"from_teacher": {"layers": [0]}},
-        "data": {"train_file": str(ws.train), "validation_file": str(ws.dev),
+        "data": {"train": str(ws.train), "eval": str(ws.dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(ws.cache), "augment": {"copies": copies, "seed": 3}},
         "train": {"report_to": [], "progress_bar": False},
@@ -338,7 +342,7 @@ def test_tiny_distill_run_trains_on_the_transfer_set(ws, tmp_path, capsys):
     recipe.write_text(yaml.safe_dump({
         "teacher": {"model": str(ws.teacher)},
         "student": {"from_teacher": {"layers": [1]}},
-        "data": {"train_file": str(ws.train), "validation_file": str(ws.dev),
+        "data": {"train": str(ws.train), "eval": str(ws.dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(ws.cache)},
         "distill": {"logit_loss": "dkd", "probability_shift": True, "matches": "last"},

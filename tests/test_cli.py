@@ -22,7 +22,7 @@ from textdistill.cli import main
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 RESULT_KEYS = {"final_eval", "best_eval", "best_step", "params", "wall_time_s", "teacher_eval",
                "latency", "train_examples", "eval_examples", "textdistill_version"}
-TRAIN = {"epochs": 6, "batch_size": 16, "lr": 3e-3, "warmup_ratio": 0.0, "logging_steps": 4,
+TRAIN = {"epochs": 6, "batch_size": 16, "lr": 3e-3, "warmup": 0.0, "logging_steps": 4,
          "save_steps": 1000, "report_to": [], "progress_bar": False, "save_total_limit": 1}
 
 
@@ -53,7 +53,7 @@ def ws(tmp_path_factory):
 
 
 def _data(ws, **changes) -> dict:
-    data = {"train_file": str(ws.train), "validation_file": str(ws.dev),
+    data = {"train": str(ws.train), "eval": str(ws.dev),
             "label_names": ["negative", "positive"], "max_length": 32,
             "cache_dir": str(ws.cache)}
     data.update(changes)
@@ -95,7 +95,7 @@ def student_run(ws, teacher_run):
     run = ws.root / "student"
     recipe = _recipe(
         ws.root / "distill.yaml", teacher={"model": str(teacher_run / "best")},
-        student={"from_teacher": {"layers": [1]}}, data=_data(ws),
+        student={"from_teacher": [1]}, data=_data(ws),
         distill={"temperature": 2.0, "hard_weight": 0.5, "intermediate_weight": 0.1,
                  "matches": "uniform"},
         train=TRAIN, output={"dir": str(run)})
@@ -213,7 +213,7 @@ def test_sentence_pairs_distill_and_evaluate(ws, capsys, tmp_path):
         tmp_path / "nli.yaml", teacher={"model": str(teacher)},
         student={"config": {"num_layers": 1, "hidden_size": 16, "num_heads": 2,
                             "intermediate_size": 32}},
-        data={"train_file": str(train), "validation_file": str(dev), "max_length": 32,
+        data={"train": str(train), "eval": str(dev), "max_length": 32,
               "text_columns": ["premise", "hypothesis"], "cache_dir": str(ws.cache)},
         distill={"matches": "last"}, train={**TRAIN, "max_steps": 3},
         output={"dir": str(run)})
@@ -232,7 +232,7 @@ def test_sentence_pairs_distill_and_evaluate(ws, capsys, tmp_path):
 
 def test_label_order_mismatch_fails_up_front_and_remap_fixes_it(ws, capsys, tmp_path):
     teacher = write_tiny_classifier(tmp_path / "swapped", labels=("positive", "negative"))
-    sections = dict(teacher={"model": str(teacher)}, student={"from_teacher": {"layers": [0]}},
+    sections = dict(teacher={"model": str(teacher)}, student={"from_teacher": [0]},
                     data=_data(ws), train={**TRAIN, "max_steps": 2},
                     output={"dir": str(tmp_path / "run")})
     recipe = _recipe(tmp_path / "swapped.yaml", **sections)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -12,6 +14,7 @@ from transformers import BertTokenizerFast
 
 from textdistill.config import ConfigError, from_dict
 from textdistill.data import (
+    AugmentConfig,
     DataConfig,
     default_sst2_dir,
     infer_label_names,
@@ -80,8 +83,8 @@ def _write(path: Path, rows: list[dict], fmt: str) -> str:
 
 def _files(tmp_path: Path, fmt: str, rows: list[dict], n_eval: int = 4) -> dict[str, str]:
     return {
-        "train_file": _write(tmp_path / f"train.{fmt}", rows, fmt),
-        "validation_file": _write(tmp_path / f"dev.{fmt}", rows[:n_eval], fmt),
+        "train": _write(tmp_path / f"train.{fmt}", rows, fmt),
+        "eval": _write(tmp_path / f"dev.{fmt}", rows[:n_eval], fmt),
     }
 
 
@@ -102,8 +105,7 @@ def test_local_formats_single_sentence(tmp_path, tokenizer, fmt):
     tok = tokenize_splits(raw, tokenizer, cfg)
     train = tok["train"]
     assert set(train.column_names) == {"input_ids", "attention_mask", "token_type_ids",
-                                       "labels", "idx"}
-    assert train["idx"] == list(range(len(train)))
+                                       "labels"}
     assert train.features["labels"].names == ["negative", "positive"]
     by_text = dict(SENTENCES)
     for row, (text, _) in zip(train, SENTENCES, strict=True):
@@ -121,8 +123,7 @@ def test_tsv_quotes_are_plain_text(tmp_path):
     # swallow the following lines into it.
     path = tmp_path / "train.tsv"
     path.write_text('sentence\tlabel\n"hello\t1\nsay "hi" now\t0\nend\t1\n', encoding="utf-8")
-    cfg = DataConfig(train_file=str(path), validation_file=str(path),
-                     cache_dir=str(tmp_path / "cache"))
+    cfg = DataConfig(train=str(path), eval=str(path), cache_dir=str(tmp_path / "cache"))
     raw = load_raw_splits(cfg)
     assert raw["train"]["sentence"] == ['"hello', 'say "hi" now', "end"]
     assert raw["train"]["label"] == [1, 0, 1]
@@ -137,8 +138,9 @@ def test_sentence_pairs(tmp_path, tokenizer):
                      cache_dir=str(tmp_path / "cache"), max_length=64)
     tok = tokenize_splits(load_raw_splits(cfg), tokenizer, cfg)
     train = tok["train"]
-    # The source's own idx column is replaced by the row index.
-    assert train["idx"] == list(range(len(PAIRS)))
+    # Only model inputs and labels: the source's other columns (its own idx) are dropped.
+    assert set(train.column_names) == {"input_ids", "attention_mask", "token_type_ids",
+                                       "labels"}
     assert train["labels"] == [names.index(y) for _, _, y in PAIRS]
     for row, (premise, hypothesis, _) in zip(train, PAIRS, strict=True):
         assert row["input_ids"] == tokenizer(premise, hypothesis)["input_ids"]
@@ -165,10 +167,8 @@ def test_subsets_are_seeded_samples(tmp_path, tokenizer):
     # A shuffled sample, not the first rows, and the same one every time.
     assert raw["train"]["sentence"] != [r["sentence"] for r in rows[:10]]
     assert load_raw_splits(cfg)["train"]["sentence"] == raw["train"]["sentence"]
-    other = load_raw_splits(DataConfig(**base, max_train_samples=10, shuffle_seed=7))
+    other = load_raw_splits(DataConfig(**base, max_train_samples=10, seed=7))
     assert other["train"]["sentence"] != raw["train"]["sentence"]
-    tok = tokenize_splits(raw, tokenizer, cfg)
-    assert tok["train"]["idx"] == list(range(10)) and tok["eval"]["idx"] == list(range(5))
     # More than there is: everything, in file order.
     everything = load_raw_splits(DataConfig(**base, max_train_samples=1000))
     assert everything["train"]["sentence"] == [r["sentence"] for r in rows]
@@ -226,8 +226,13 @@ def test_hub_style_dataset_directory(tmp_path, tokenizer):
                      cache_dir=str(tmp_path / "cache"))
     raw = load_raw_splits(cfg)
     assert (len(raw["train"]), len(raw["eval"])) == (len(SENTENCES), 3)
-    with pytest.raises(ConfigError, match="data.eval_split"):
-        load_raw_splits(DataConfig(dataset=str(root), eval_split="test",
+    # Split names and slices.
+    sliced = load_raw_splits(DataConfig(dataset=str(root), train="train[:4]",
+                                        eval="train[4:6]", cache_dir=str(tmp_path / "cache")))
+    assert sliced["train"]["sentence"] == [s for s, _ in SENTENCES[:4]]
+    assert sliced["eval"]["sentence"] == [s for s, _ in SENTENCES[4:6]]
+    with pytest.raises(ConfigError, match=r"^data\.eval: "):
+        load_raw_splits(DataConfig(dataset=str(root), eval="test",
                                    cache_dir=str(tmp_path / "cache")))
 
 
@@ -236,18 +241,19 @@ def test_missing_column_and_file(tmp_path):
     with pytest.raises(ConfigError, match=r"data.text_columns.*'text'.*sentence"):
         load_raw_splits(DataConfig(**files, text_columns=["text"],
                                    cache_dir=str(tmp_path / "cache")))
-    with pytest.raises(FileNotFoundError, match="data.train_file"):
-        load_raw_splits(DataConfig(train_file=str(tmp_path / "nope.csv"),
-                                   validation_file=files["validation_file"]))
+    with pytest.raises(FileNotFoundError, match=r"^data\.train: no such file"):
+        load_raw_splits(DataConfig(train=str(tmp_path / "nope.csv"), eval=files["eval"]))
 
 
 @pytest.mark.parametrize(("values", "key"), [
-    ({"dataset": "x", "train_file": "a.csv", "validation_file": "b.csv"}, "data.dataset"),
-    ({}, "data.dataset"),
-    ({"train_file": "a.csv"}, "data.validation_file"),
-    ({"dataset": "x", "validation_file": "b.csv"}, "data.validation_file"),
-    ({"train_file": "a.txt", "validation_file": "b.csv"}, "data.train_file"),
-    ({"train_file": "a.csv", "validation_file": "b.xlsx"}, "data.validation_file"),
+    ({"dataset": "x", "train": "a.csv", "eval": "b.csv"}, "data.train: 'a.csv' looks like"),
+    ({"dataset": "x", "eval": "b.jsonl"}, "data.eval: 'b.jsonl' looks like a local file"),
+    ({}, "data.train: without data.dataset, data.train and data.eval are local files"),
+    ({"train": "a.csv"}, "data.eval: without data.dataset"),
+    ({"train": "a.txt", "eval": "b.csv"}, "data.train: cannot tell the format of 'a.txt'"),
+    ({"train": "a.csv", "eval": "b.xlsx"}, "data.eval: cannot tell the format"),
+    ({"train": "a.csv", "eval": "b.csv", "dataset_config": "c"}, "data.dataset_config"),
+    ({"dataset": "x", "seed": -1}, "data.seed"),
     ({"dataset": "x", "text_columns": ["a", "b", "c"]}, "data.text_columns"),
     ({"dataset": "x", "text_columns": []}, "data.text_columns"),
     ({"dataset": "x", "label_names": ["only"]}, "data.label_names"),
@@ -256,9 +262,10 @@ def test_missing_column_and_file(tmp_path):
     ({"dataset": "x", "max_length": -1}, "data.max_length"),
 ])
 def test_bad_configs(values, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    pattern = "^" + re.escape(key)
+    with pytest.raises(ConfigError, match=pattern):
         DataConfig(**values)
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=pattern):
         from_dict(DataConfig, values, "data")
 
 
@@ -267,41 +274,66 @@ def test_from_dict_unknown_key_names_valid_keys():
         from_dict(DataConfig, {"dataset": "x", "max_samples": 3}, "data")
     cfg = from_dict(DataConfig, {"dataset": "nyu-mll/glue", "dataset_config": "mnli",
                                  "text_columns": ["premise", "hypothesis"],
-                                 "eval_split": "validation_matched"}, "data")
+                                 "eval": "validation_matched"}, "data")
     assert cfg.text_columns == ["premise", "hypothesis"]
+    assert (cfg.train, cfg.eval) == ("train", "validation_matched")
 
 
-def test_default_sst2_dir_env(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", [DataConfig, AugmentConfig])
+def test_every_field_has_help(config):
+    # The configuration docs are generated from these texts.
+    for item in dataclasses.fields(config):
+        assert item.metadata.get("help", "").strip(), f"{config.__name__}.{item.name}"
+
+
+def _sst2_copy(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     for name in ("train.tsv", "validation.tsv"):
-        (tmp_path / name).write_text("sentence\tlabel\ngood\t1\nbad\t0\n", encoding="utf-8")
-    monkeypatch.setenv("TEXTDISTILL_SST2_DIR", str(tmp_path))
-    assert default_sst2_dir() == tmp_path
-    cfg = sst2_data_config(max_train_samples=5)
-    assert cfg.train_file == str(tmp_path / "train.tsv")
-    assert cfg.label_names == ["negative", "positive"] and cfg.max_train_samples == 5
-    hub = sst2_data_config(dataset="stanfordnlp/sst2")
-    assert hub.dataset == "stanfordnlp/sst2" and hub.train_file is None
+        (directory / name).write_text("sentence\tlabel\ngood\t1\nbad\t0\n", encoding="utf-8")
+    return directory
 
-    # Without any local copy, the Hub dataset is the fallback.
+
+def test_sst2_source_is_the_argument_then_the_env_var_then_the_hub(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEXTDISTILL_SST2_DIR", raising=False)
+    # Nothing given: the Hub, whatever copies lie around the checkout.
+    assert default_sst2_dir() is None
+    hub = sst2_data_config()
+    assert (hub.dataset, hub.train, hub.eval) == ("stanfordnlp/sst2", "train", "validation")
+
+    from_env = _sst2_copy(tmp_path / "env")
+    monkeypatch.setenv("TEXTDISTILL_SST2_DIR", str(from_env))
+    assert default_sst2_dir() == from_env
+    cfg = sst2_data_config(max_train_samples=5)
+    assert cfg.dataset is None and cfg.train == str(from_env / "train.tsv")
+    assert cfg.eval == str(from_env / "validation.tsv")
+    assert cfg.label_names == ["negative", "positive"] and cfg.max_train_samples == 5
+
+    explicit = _sst2_copy(tmp_path / "explicit")
+    assert sst2_data_config(explicit).train == str(explicit / "train.tsv")
+
+
+def test_sst2_dir_without_the_files_is_an_error(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("TEXTDISTILL_SST2_DIR", str(empty))
-    monkeypatch.setattr("textdistill.data.loading._REPO_ROOT", tmp_path / "no" / "repo")
-    assert default_sst2_dir() is None
-    assert sst2_data_config().dataset == "stanfordnlp/sst2"
+    with pytest.raises(FileNotFoundError, match=r"^\$TEXTDISTILL_SST2_DIR: .* lacks train.tsv"):
+        default_sst2_dir()
+    monkeypatch.delenv("TEXTDISTILL_SST2_DIR")
+    with pytest.raises(FileNotFoundError, match=r"^SST-2 directory: .* lacks train.tsv, "
+                                                r"validation.tsv"):
+        sst2_data_config(empty)
 
 
-def test_shipped_sst2_subset(tokenizer, monkeypatch, tmp_path):
-    monkeypatch.delenv("TEXTDISTILL_SST2_DIR", raising=False)
-    if default_sst2_dir() is None:
-        pytest.skip("the shipped SST-2 copy (../shared/data/sst2) is not present")
-    cfg = sst2_data_config(max_train_samples=50, max_eval_samples=20, max_length=32)
+def test_shared_sst2_subset(tokenizer):
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
+    if not (shared / "train.tsv").is_file():
+        pytest.skip(f"no SST-2 copy at {shared}")
+    cfg = sst2_data_config(shared, max_train_samples=50, max_eval_samples=20, max_length=32)
     raw = load_raw_splits(cfg)
     assert raw["train"].column_names == ["sentence", "label"]
     assert (len(raw["train"]), len(raw["eval"])) == (50, 20)
     tok = tokenize_splits(raw, tokenizer, cfg)
     assert set(tok["train"].column_names) == {"input_ids", "attention_mask", "token_type_ids",
-                                              "labels", "idx"}
-    assert tok["eval"]["idx"] == list(range(20))
+                                              "labels"}
     assert set(tok["train"]["labels"]) <= {0, 1}
     assert max(len(ids) for ids in tok["train"]["input_ids"]) <= 32

@@ -52,13 +52,13 @@ def test_cli_distill_under_torchrun_two_processes(tmp_path):
     recipe = tmp_path / "distill.yaml"
     recipe.write_text(yaml.safe_dump({
         "teacher": {"model": str(teacher)},
-        "student": {"from_teacher": {"layers": [1]}},
-        "data": {"train_file": str(train), "validation_file": str(dev),
+        "student": {"from_teacher": [1]},
+        "data": {"train": str(train), "eval": str(dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(tmp_path / "hf-cache")},
         "distill": {"temperature": 2.0, "hard_weight": 0.5},
         "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "logging_steps": 2,
-                  "report_to": [], "progress_bar": False, "cache_teacher": True},
+                  "report_to": [], "progress_bar": False, "teacher_cache": True},
         "output": {"dir": str(run)}}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1"}

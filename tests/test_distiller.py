@@ -13,7 +13,7 @@ from textdistill.losses import get_loss, register_loss
 
 def _train_cfg(tmp_path, **overrides) -> TrainingConfig:
     base = dict(output_dir=str(tmp_path / "run"), batch_size=8, lr=5e-3, epochs=1,
-                warmup_ratio=0.0, logging_steps=1, report_to=[], progress_bar=False,
+                warmup=0.0, logging_steps=1, report_to=[], progress_bar=False,
                 save_total_limit=2)
     base.update(overrides)
     return TrainingConfig(**base)
@@ -78,7 +78,7 @@ def _resume_distiller(tmp_path, student_seed):
         temperature=2.0, hard_weight=0.5,
         matches=[Match("hidden", 1, 2, projection="linear+tanh"), Match("attention", 2, 4)])
     cfg = _train_cfg(tmp_path, max_steps=8, save_steps=4, eval_steps=4, logging_steps=2,
-                     lr=1e-3, warmup_steps=2)
+                     lr=1e-3, warmup=2)
     teacher = tiny_bert(num_layers=4, hidden_size=48, num_heads=4, seed=3)
     return Distiller(teacher, tiny_bert(seed=student_seed), distill, cfg)
 
@@ -166,7 +166,7 @@ def test_teacher_cache_matches_live_losses_and_skips_teacher_forward(tmp_path):
 
     def run(out, cache, teacher):
         cfg = _train_cfg(tmp_path, output_dir=str(tmp_path / out), max_steps=5,
-                         cache_teacher=cache, padding="max_length", max_length=20)
+                         teacher_cache=cache, pad_to=20)
         return Distiller(teacher, tiny_bert(seed=2), distill, cfg).train(data)
 
     calls = []
@@ -197,7 +197,7 @@ def test_teacher_cache_dir_is_shared_between_runs(tmp_path):
 
     def run(out, data):
         cfg = _train_cfg(tmp_path, output_dir=str(tmp_path / out), max_steps=2,
-                         cache_teacher=True, teacher_cache_dir=str(shared))
+                         teacher_cache=str(shared))
         Distiller(teacher, tiny_bert(seed=2), DistillationConfig(), cfg).train(data)
 
     run("first", data)
@@ -251,7 +251,7 @@ def test_finetuning_learns_and_writes_best_model(tmp_path):
 
 
 def test_self_distillation_with_preset_matches_and_early_stopping(tmp_path):
-    distill = DistillationConfig(matches="uniform", preset_features=["hidden", "attention"])
+    distill = DistillationConfig(matches="uniform")
     cfg = _train_cfg(tmp_path, epochs=50, eval_steps=1, early_stopping_patience=2, lr=1e-6)
     teacher = tiny_bert(seed=1)
     distiller = Distiller(teacher, tiny_bert(seed=2), distill, cfg)

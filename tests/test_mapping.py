@@ -105,7 +105,7 @@ def test_matches_from_mapping_hidden_and_attention_rules():
 
 def test_matches_from_mapping_options():
     matches = matches_from_mapping(
-        [[0, 0], [1, 0], [2, 4]], 2, 4, hidden_loss="hidden_cos", attention_loss="attention_kl",
+        [[0, 0], [1, 0], [2, 4]], 2, 4, losses={"hidden": "hidden_cos", "attention": "attention_kl"},
         projection="linear+tanh", projection_init="identity", teacher_index=1, weight=0.5,
     )
     hidden = [m for m in matches if m.feature == "hidden"]
@@ -121,13 +121,13 @@ def test_matches_from_mapping_options():
 
 
 def test_matches_from_mapping_feature_selection():
-    only_hidden = matches_from_mapping("uniform", 2, 4, features=("hidden",))
+    only_hidden = matches_from_mapping("uniform", 2, 4, losses={"hidden": "hidden_mse"})
     assert [m.feature for m in only_hidden] == ["hidden"] * 3
-    only_attention = matches_from_mapping("last", 2, 4, features=["attention"])
+    only_attention = matches_from_mapping("last", 2, 4, losses={"attention": "attention_mse"})
     assert [(m.feature, m.student_layer, m.teacher_layer) for m in only_attention] == [
         ("attention", 2, 4)]
     with pytest.raises(ConfigError, match="'logits' is not valid"):
-        matches_from_mapping("uniform", 2, 4, features=("hidden", "logits"))
+        matches_from_mapping("uniform", 2, 4, losses={"hidden": "hidden_mse", "logits": "kd_kl"})
     with pytest.raises(ConfigError, match="projection: 'conv'"):
         matches_from_mapping("uniform", 2, 4, projection="conv")
 

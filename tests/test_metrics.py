@@ -1,16 +1,22 @@
-"""Offline classification metrics against hand-computed values."""
+"""Offline classification metrics (``evaluate`` modules) against hand counts and sklearn."""
 
 import math
-import os
+import socket
 
+import evaluate
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from textdistill.metrics import (
-    ClassificationMetric,
+    F1,
+    GLUE_TASKS,
+    Accuracy,
+    Glue,
+    MatthewsCorrelation,
     compute_classification_metrics,
-    load_metric,
+    greater_is_better,
 )
 
 # Binary case: refs/preds chosen so every confusion cell is non-zero.
@@ -88,38 +94,108 @@ def test_float_whole_numbers_and_tensors_are_accepted():
     assert out["accuracy"] == 1.0
 
 
-def test_metric_add_batch_add_compute_matches_function_and_resets():
+@pytest.mark.parametrize("num_labels", [2, 3, 5])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_equal_to_sklearn_on_random_labels(num_labels, seed):
+    rng = np.random.default_rng(seed)
+    refs = rng.integers(0, num_labels, size=200)
+    # Mostly right, so the scores are far from chance and a wrong formula shows.
+    preds = np.where(rng.random(200) < 0.7, refs, rng.integers(0, num_labels, size=200))
+    if num_labels == 2:
+        f1 = f1_score(refs, preds)
+    else:
+        f1 = f1_score(refs, preds, average="macro")
+    expected = {"accuracy": accuracy_score(refs, preds), "f1": f1,
+                "mcc": matthews_corrcoef(refs, preds)}
+    out = compute_classification_metrics(torch.tensor(preds), refs, num_labels=num_labels)
+    assert list(out) == ["accuracy", "f1", "mcc"]
+    assert out == pytest.approx(expected, abs=1e-12)
+    # The single-score modules agree with the combined call.
+    for metric in (Accuracy(), F1(), MatthewsCorrelation()):
+        single = metric.compute(predictions=preds, references=refs, num_labels=num_labels)
+        assert single == {key: out[key] for key in single}
+
+
+def test_modules_are_evaluate_metrics_with_add_batch_add_compute():
     expected = compute_classification_metrics(MC_PREDS, MC_REFS, num_labels=3)
-    metric = ClassificationMetric(num_labels=3)
-    metric.add_batch(predictions=torch.tensor(MC_PREDS[:4]), references=MC_REFS[:4])
-    for p, r in zip(MC_PREDS[4:7], MC_REFS[4:7], strict=True):
-        metric.add(prediction=p, reference=r)
-    assert len(metric) == 7
-    assert metric.compute(predictions=MC_PREDS[7:], references=MC_REFS[7:]) == expected
-    assert len(metric) == 0  # compute() empties the buffer, like evaluate
-    with pytest.raises(ValueError, match="empty"):
-        metric.compute()
-    # Reusable for a second round, and compute() alone with arguments works too.
-    metric.add_batch(predictions=BIN_PREDS, references=BIN_REFS)
-    assert metric.compute() == compute_classification_metrics(BIN_PREDS, BIN_REFS, num_labels=3)
-    assert metric.compute(predictions=MC_PREDS, references=MC_REFS) == expected
-    with pytest.raises(ValueError, match="both"):
-        metric.compute(predictions=MC_PREDS)
+    for metric_class in (Accuracy, F1, MatthewsCorrelation):
+        metric = metric_class()
+        assert isinstance(metric, evaluate.Metric)
+        metric.add_batch(predictions=torch.tensor(MC_PREDS[:4]), references=MC_REFS[:4])
+        for p, r in zip(MC_PREDS[4:7], MC_REFS[4:7], strict=True):
+            metric.add(prediction=p, reference=r)
+        assert len(metric) == 7
+        out = metric.compute(predictions=MC_PREDS[7:], references=MC_REFS[7:], num_labels=3)
+        assert out.items() <= expected.items()
+        # compute() empties the buffer, so the same object serves the next round.
+        out = metric.compute(predictions=BIN_PREDS, references=BIN_REFS)
+        assert out.items() <= compute_classification_metrics(BIN_PREDS, BIN_REFS).items()
+    assert [m().name for m in (Accuracy, F1, MatthewsCorrelation)] == \
+        ["accuracy", "f1", "matthews_correlation"]
 
 
-def test_load_metric_names_and_errors(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
-    for name in ("classification", "accuracy", "f1", "mcc", "matthews_correlation", "glue",
-                 "glue-sst2", "glue/mrpc", "GLUE_cola"):
-        metric = load_metric(name)
-        assert isinstance(metric, ClassificationMetric)
+def test_glue_tasks_fix_the_class_count():
+    for task, num_labels in GLUE_TASKS.items():
+        metric = Glue(task)
+        assert metric.name == "glue" and metric.config_name == task
         assert metric.compute(predictions=BIN_PREDS, references=BIN_REFS) == \
-            compute_classification_metrics(BIN_PREDS, BIN_REFS)
-    assert load_metric("glue-mnli").num_labels == 3
-    assert load_metric("glue-sst2").num_labels == 2
-    assert load_metric("accuracy", num_labels=4).num_labels == 4
-    for bad in ("bleu", "glue-stsb", "glue-nope"):
+            compute_classification_metrics(BIN_PREDS, BIN_REFS, num_labels=num_labels)
+    # With 3 classes, F1 is the macro average even when only ids 0 and 1 occur.
+    assert Glue("mnli").compute(predictions=BIN_PREDS, references=BIN_REFS)["f1"] == \
+        pytest.approx(f1_score(BIN_REFS, BIN_PREDS, average="macro"))
+    with pytest.raises(ValueError, match="out of range"):
+        Glue("sst2").compute(predictions=[2], references=[0])
+    for bad in ("stsb", "nope"):
         with pytest.raises(ValueError, match="choose one of") as info:
-            load_metric(bad)
-        assert "accuracy" in str(info.value) and "glue-sst2" in str(info.value)
+            Glue(bad)
+        assert "sst2" in str(info.value) and "mnli" in str(info.value)
+
+
+def test_offline_without_network_or_cache_writes(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = tmp_path / "metrics"
+    monkeypatch.setattr(evaluate.config, "HF_METRICS_CACHE", cache)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    compute_classification_metrics(MC_PREDS, MC_REFS)
+    metric = Glue("sst2")
+    metric.add_batch(predictions=BIN_PREDS, references=BIN_REFS)
+    metric.compute()
+    # evaluate makes <cache>/<name>/<config> (and Arrow files and locks without
+    # keep_in_memory) for every metric by default.
+    assert not cache.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_process_scores_in_memory_on_its_own():
+    # Two ranks on one machine share evaluate's default experiment_id; buffering in memory
+    # keeps them apart, and each gets the whole result (evaluate's own multi-process mode
+    # answers None on all but process 0).
+    rank0, rank1 = Accuracy(), Accuracy()
+    rank0.add_batch(predictions=[1, 1], references=[1, 1])
+    rank1.add_batch(predictions=[0, 1], references=[1, 0])
+    assert rank1.compute() == {"accuracy": 0.0}
+    assert rank0.compute() == {"accuracy": 1.0}
+    with pytest.raises(TypeError):
+        Accuracy(num_process=2, process_id=1)  # gather first, then score everywhere
+
+
+@pytest.mark.parametrize("name, higher", [
+    ("accuracy", True), ("f1", True), ("mcc", True), ("eval/accuracy", True),
+    ("eval_f1", True), (" MCC ", True),
+    ("loss", False), ("eval/loss", False), ("eval_loss", False), ("loss/kd", False),
+    ("hard_loss", False),
+])
+def test_greater_is_better(name, higher):
+    assert greater_is_better(name) is higher
+
+
+@pytest.mark.parametrize("name", ["bleu", "glossy", "", "matthews"])
+def test_greater_is_better_rejects_unknown_names(name):
+    with pytest.raises(ValueError, match="choose one of") as info:
+        greater_is_better(name)
+    assert "accuracy" in str(info.value) and "loss" in str(info.value)

@@ -108,14 +108,14 @@ def test_build_adds_linear_projection_when_widths_differ():
     for module in projections.values():
         assert module.spec() == {"in_features": 32, "out_features": 64, "kind": "linear",
                                  "init": "xavier"}
-    tanh = build_projections(matches, 32, [64], default_kind="linear+tanh")
-    assert {m.kind for m in tanh.values()} == {"linear+tanh"}
+    tanh = matches_from_mapping("uniform", 2, 4, projection="linear+tanh")
+    assert {m.kind for m in build_projections(tanh, 32, [64]).values()} == {"linear+tanh"}
 
 
 def test_build_adds_nothing_when_widths_agree_or_loss_crosses_widths():
     assert len(build_projections(matches_from_mapping("uniform", 2, 4), 32, [32])) == 0
     assert "hidden_mmd" in CROSS_WIDTH_LOSSES
-    mmd = matches_from_mapping("uniform", 2, 4, hidden_loss="hidden_mmd")
+    mmd = matches_from_mapping("uniform", 2, 4, losses={"hidden": "hidden_mmd"})
     assert len(build_projections(mmd, 32, [64])) == 0
 
 
@@ -130,22 +130,21 @@ def test_build_honours_explicit_projection_and_teacher_index():
         Match("attention", 2, 4, teacher_index=1),
     ]
     projections = build_projections(matches, 32, [32, 48])
-    assert list(projections.keys()) == ["hidden_s1_t2", "hidden_s2_t4_t1"]
-    assert projections["hidden_s1_t2"].spec() == {
+    assert list(projections.keys()) == ["hidden_s1_t2/hidden_mse", "hidden_s2_t4_t1/hidden_mse"]
+    assert projections["hidden_s1_t2/hidden_mse"].spec() == {
         "in_features": 32, "out_features": 32, "kind": "linear+relu", "init": "identity"}
-    assert projections["hidden_s2_t4_t1"].spec() == {
+    assert projections["hidden_s2_t4_t1/hidden_mse"].spec() == {
         "in_features": 32, "out_features": 48, "kind": "linear", "init": "zeros"}
 
 
 def test_build_errors():
     with pytest.raises(ConfigError, match="teacher_index 1 but only 1 teacher"):
         build_projections([Match("hidden", 1, 1, teacher_index=1)], 32, [64])
-    with pytest.raises(ConfigError, match="'conv' is not valid"):
-        build_projections([], 32, [64], default_kind="conv")
     clash = [Match("hidden", 1, 1, projection="linear"),
-             Match("hidden", 1, 1, loss="hidden_cos", projection="linear+tanh")]
+             Match("hidden", 1, 1, projection="linear+tanh")]
     with pytest.raises(ConfigError, match="conflicting projections"):
         build_projections(clash, 32, [64])
-    # Same layers, same projection: one shared module.
-    shared = [Match("hidden", 1, 1), Match("hidden", 1, 1, loss="hidden_cos")]
-    assert list(build_projections(shared, 32, [64]).keys()) == ["hidden_s1_t1"]
+    # Two losses on one layer pair are two matches, each with its own projection.
+    two = [Match("hidden", 1, 1), Match("hidden", 1, 1, loss="hidden_cos")]
+    assert list(build_projections(two, 32, [64]).keys()) == ["hidden_s1_t1/hidden_mse",
+                                                             "hidden_s1_t1/hidden_cos"]

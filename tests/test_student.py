@@ -240,7 +240,7 @@ def test_built_students_start_from_the_recipe_seed(tmp_path):
     bare = tmp_path / "bare"
     BertModel.from_pretrained(teacher).save_pretrained(bare)
     AutoTokenizer.from_pretrained(teacher).save_pretrained(bare)
-    data = {"train_file": str(tmp_path / "t.csv"), "validation_file": str(tmp_path / "v.csv"),
+    data = {"train": str(tmp_path / "t.csv"), "eval": str(tmp_path / "v.csv"),
             "label_names": ["negative", "positive"]}
     students = {"config": {"config": {"num_layers": 1, "hidden_size": 16, "num_heads": 2,
                                       "intermediate_size": 32}},

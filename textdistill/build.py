@@ -389,9 +389,9 @@ def _build_student(recipe: Recipe, teachers: list[Any], label_names: list[str] |
     spec = recipe.student
     if spec.kind == "from_teacher":
         try:
-            return student_from_teacher(teachers[0], spec.from_teacher.layers)
+            return student_from_teacher(teachers[0], spec.from_teacher)
         except ValueError as err:
-            raise ConfigError(f"student.from_teacher.layers: {err}") from None
+            raise ConfigError(f"student.from_teacher: {err}") from None
     if spec.kind == "config":
         shape = spec.config
         try:

@@ -24,7 +24,7 @@ EXIT_BAD_INPUT = 2
 _EPILOG_RECIPE = """\
 A recipe is a YAML file with the sections teacher, student, data, distill, train and
 output (see recipes/). --set KEY=VALUE overrides one key (the value is YAML); repeat it:
-  --set train.lr=3e-5 --set data.max_train_samples=2000 --set student.from_teacher.layers=[0,3]
+  --set train.lr=3e-5 --set data.max_train_samples=2000 --set student.from_teacher=[0,3]
 """
 
 
@@ -122,18 +122,19 @@ def _load(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """finetune / distill."""
-    from .runner import RESULTS_FILE, run_recipe
+    from .run_dir import RunDir
+    from .runner import run_recipe
 
     recipe = _load(args)
     results = run_recipe(recipe, args.command, resume=args.resume, log=_print)
-    out = recipe.output_dir
+    out = RunDir(recipe.output_dir)
     _print()
     _print(results_table(results))
     _print()
     _print(f"best step {results['best_step']} of {results['final_step']}  |  "
            f"{results['train_examples']} train / {results['eval_examples']} eval examples  |  "
            f"{results['wall_time_s']:.0f}s")
-    _print(f"best model: {out / 'best'}   results: {out / RESULTS_FILE}")
+    _print(f"best model: {out.best}   results: {out.results}")
     return 0
 
 
@@ -168,7 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _student_source(recipe: Any) -> str:
     spec = recipe.student
     if spec.kind == "from_teacher":
-        return f"from_teacher: teacher blocks {spec.from_teacher.layers}"
+        return f"from_teacher: teacher blocks {spec.from_teacher} (0-based)"
     if spec.kind == "config":
         shape = spec.config
         return (f"config: {shape.num_layers} layers, {shape.hidden_size} wide, "
@@ -194,15 +195,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print(format_table(rows, ["model", "params", "source"]))
     _print()
     if mode == "distill":
-        _print("layer mapping (student layer <- teacher layer; 0 = embeddings):")
+        _print("layer mapping (hidden-state layers: 0 = embeddings, l = output of block l, "
+               "1-based):")
         _print(info["mapping_table"])
     else:
         _print("fine-tuning: no teacher, no layer mapping")
-    for key in ("train_file", "validation_file"):
-        path = getattr(recipe.data, key)
-        if path is not None and not Path(path).is_file():
-            built.notes.append(f"data.{key} does not exist (yet): {path}")
-    for note in built.notes:
+    notes = [*recipe.notes, *built.notes, *info["plan"].notes]
+    if recipe.data.dataset is None:
+        for key in ("train", "eval"):
+            path = getattr(recipe.data, key)
+            if not Path(path).is_file():
+                notes.append(f"data.{key} does not exist (yet): {path}")
+    for note in notes:
         _print(f"note: {note}")
     return 0
 
@@ -298,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "count, and its latency and throughput at batch sizes 1 and 32.\n"
                     "The data's classes are matched to the model's by name.",
         epilog="DATA is one of:\n"
-               "  sst2           GLUE SST-2 validation (872 sentences; local copy, else Hub)\n"
+               "  sst2           GLUE SST-2 validation (872; $TEXTDISTILL_SST2_DIR, else Hub)\n"
                "  RECIPE.yaml    the eval split of a recipe's data section\n"
                "  FILE           a csv/tsv/json/jsonl/parquet file (labels: ids or names)\n\n"
                "examples:\n"

@@ -32,29 +32,22 @@ from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from .config import DistillationConfig, Match, TrainingConfig, to_dict
+from .config import DistillationConfig, TrainingConfig, to_dict
 from .data.batching import BatchPlan, pad_batch
 from .history import History
-from .metrics import compute_classification_metrics
+from .inference import run_inference
+from .metrics import compute_classification_metrics, greater_is_better
 from .models.adaptors import (
     Adaptor,
     ensure_eager_attention,
     hf_adaptor,
-    model_dims,
     unwrap_model,
 )
-from .models.mapping import matches_from_mapping
-from .models.projections import build_projections
 from .objective import Objective
-from .teacher_cache import (
-    CACHE_DIRNAME,
-    TeacherLogitCache,
-    data_fingerprint,
-    teacher_fingerprint,
-)
+from .plan import plan
+from .run_dir import RunDir, staging_path
+from .teacher_cache import TeacherLogitCache, data_fingerprint, teacher_fingerprint
 
-CHECKPOINT_DIRNAME = "checkpoints"
-CHECKPOINT_PREFIX = "checkpoint-"
 MODEL_INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 
 
@@ -133,7 +126,7 @@ def _make_accelerator(cfg: TrainingConfig) -> Accelerator:
         mixed_precision=cfg.precision,
         log_with=cfg.report_to or None,
         project_config=ProjectConfiguration(
-            project_dir=cfg.output_dir, logging_dir=str(Path(cfg.output_dir) / "logs")),
+            project_dir=cfg.output_dir, logging_dir=str(RunDir(cfg.output_dir).logs)),
     )
 
 
@@ -189,16 +182,12 @@ class Distiller:
         self.adaptor = adaptor
         self.teacher_adaptor = teacher_adaptor or adaptor
 
-        self.matches = self._resolve_matches()
         # The projections' random init must follow the run's seed, not whatever the global
         # RNG holds after the caller's own work (as transformers' Trainer seeds in __init__).
         set_seed(self.training_config.seed)
-        student_dims = model_dims(student)
-        teacher_dims = [model_dims(t) for t in self.teachers]
-        self.projections = build_projections(
-            self.matches, student_dims.hidden_size, [d.hidden_size for d in teacher_dims],
-            default_kind=self.distill_config.projection or "linear",
-        )
+        self.plan = plan(self.distill_config, student, self.teachers)
+        self.matches = self.plan.matches
+        self.projections = self.plan.projections
         self.objective = Objective(self.distill_config if self.teachers else None,
                                    self.matches, self.projections, len(self.teachers))
         if self.objective.student_needs()[1]:
@@ -215,37 +204,6 @@ class Distiller:
         self._cache: TeacherLogitCache | None = None
 
     # ----------------------------------------------------------------- configuration
-
-    def _resolve_matches(self) -> list[Match]:
-        cfg = self.distill_config
-        if not self.teachers:
-            return []
-        if isinstance(cfg.matches, str):
-            student_layers = model_dims(self.student).num_layers
-            teacher_layers = model_dims(self.teachers[0]).num_layers
-            matches = matches_from_mapping(
-                cfg.matches, student_layers, teacher_layers, features=tuple(cfg.preset_features),
-                hidden_loss=cfg.hidden_loss, attention_loss=cfg.attention_loss,
-                projection=None, every=cfg.skip_every,
-            )
-        else:
-            matches = list(cfg.matches)
-        student_layers = model_dims(self.student).num_layers
-        for match in matches:
-            if match.teacher_index >= len(self.teachers):
-                raise ValueError(f"match {match.name}: teacher_index {match.teacher_index} but "
-                                 f"only {len(self.teachers)} teacher(s)")
-            teacher_layers = model_dims(self.teachers[match.teacher_index]).num_layers
-            if match.student_layer > student_layers or match.teacher_layer > teacher_layers:
-                raise ValueError(
-                    f"match {match.name}: layers must be <= {student_layers} (student) and "
-                    f"<= {teacher_layers} (teacher)"
-                )
-        return matches
-
-    @property
-    def is_finetuning(self) -> bool:
-        return not self.teachers
 
     # ----------------------------------------------------------------------- data
 
@@ -271,10 +229,13 @@ class Distiller:
         pad = getattr(unwrap_model(self.student).config, "pad_token_id", None)
         return 0 if pad is None else pad
 
+    @property
+    def _pad_to(self) -> int | None:
+        """The fixed length every batch is padded to, or ``None`` for dynamic padding."""
+        return self.training_config.pad_to
+
     def _collate(self, dataset, positions: list[int]) -> dict[str, torch.Tensor]:
-        cfg = self.training_config
-        pad_to = cfg.max_length if cfg.padding == "max_length" else None
-        batch = pad_batch(dataset[positions], self.pad_token_id, pad_to)
+        batch = pad_batch(dataset[positions], self.pad_token_id, self._pad_to)
         # Positions in this dataset key the teacher cache, whatever idx the data carried.
         batch["idx"] = torch.as_tensor(positions, dtype=torch.long)
         device = self.accelerator.device
@@ -306,22 +267,25 @@ class Distiller:
             teacher.eval()
             teacher.requires_grad_(False)
 
+    @property
+    def _inference_batch_size(self) -> int:
+        # No gradients or optimizer state in inference: twice the training batch fits.
+        cfg = self.training_config
+        return cfg.eval_batch_size or cfg.batch_size * 2
+
     def _build_cache(self, dataset) -> None:
         cfg = self.training_config
         fingerprint = teacher_fingerprint(self.teachers, data_fingerprint(dataset),
-                                          cfg.max_length)
+                                          self._pad_to)
 
         def teacher_logits(batch):
-            with self.accelerator.autocast():
-                return [self.teacher_adaptor(t, batch).logits for t in self.teachers]
+            return [self.teacher_adaptor(t, batch).logits for t in self.teachers]
 
         self._cache = TeacherLogitCache.load_or_build(
-            directory=Path(cfg.teacher_cache_dir or Path(cfg.output_dir) / CACHE_DIRNAME),
-            fingerprint=fingerprint,
-            dataset=dataset, num_examples=len(dataset), teacher_logits_fn=teacher_logits,
+            directory=cfg.teacher_cache_dir,
+            fingerprint=fingerprint, dataset=dataset, teacher_logits_fn=teacher_logits,
             accelerator=self.accelerator, pad_token_id=self.pad_token_id,
-            batch_size=cfg.eval_batch_size or cfg.batch_size * 2,
-            pad_to=cfg.max_length if cfg.padding == "max_length" else None,
+            batch_size=self._inference_batch_size, pad_to=self._pad_to,
             progress_bar=cfg.progress_bar,
         )
 
@@ -351,23 +315,23 @@ class Distiller:
     # ----------------------------------------------------------------- checkpoints
 
     @property
+    def run_dir(self) -> RunDir:
+        """The layout of ``output_dir``: checkpoints, ``best/``, logs, history."""
+        return RunDir(self.training_config.output_dir)
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return Path(self.training_config.output_dir) / CHECKPOINT_DIRNAME
+        return self.run_dir.checkpoints
 
     def checkpoints(self) -> list[Path]:
         """Saved checkpoints, oldest first."""
-        if not self.checkpoint_dir.is_dir():
-            return []
-        found = [p for p in self.checkpoint_dir.iterdir()
-                 if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)
-                 and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-        return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+        return self.run_dir.saved_checkpoints()
 
     def _save_checkpoint(self) -> Path:
         acc = self.accelerator
         self.state.history = self.history.to_dict()
-        path = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.state.step}"
-        tmp = path.with_name(path.name + ".tmp")
+        path = self.run_dir.checkpoint(self.state.step)
+        tmp = staging_path(path)
         if acc.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
@@ -405,8 +369,7 @@ class Distiller:
         acc = self.accelerator
         if not acc.is_main_process:
             return
-        best = Path(self.training_config.output_dir) / "best"
-        tmp = best.with_name("best.tmp")
+        best, tmp = self.run_dir.best, self.run_dir.best_staging
         if tmp.exists():
             shutil.rmtree(tmp)
         acc.unwrap_model(self.student).save_pretrained(tmp)
@@ -425,37 +388,19 @@ class Distiller:
         Returns:
             ``{"logits": (N, C) float32, "labels": (N,) long or None}`` in data order.
         """
-        acc = self.accelerator
-        cfg = self.training_config
         model = model if model is not None else self.student
         dataset = self._as_dataset(data)
         was_training = model.training
         model.eval()
-        positions = list(range(acc.process_index, len(dataset), acc.num_processes))
-        lengths = [len(x) for x in dataset[positions]["input_ids"]] if positions else []
-        positions = [p for _, p in sorted(zip(lengths, positions), key=lambda x: -x[0])]
-        batch_size = cfg.eval_batch_size or cfg.batch_size * 2
-        logits, keys = [], []
-        for start in range(0, len(positions), batch_size):
-            batch = self._collate(dataset, positions[start : start + batch_size])
-            with acc.autocast():
-                logits.append(self.adaptor(model, batch).logits.float())
-            keys.append(batch["idx"])
-        model.train(was_training)
-        num_labels = model_dims(model).num_labels
-        local = torch.cat(logits) if logits else torch.zeros(0, num_labels, device=acc.device)
-        local_keys = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.long,
-                                                               device=acc.device)
-        if acc.num_processes > 1:
-            local = acc.pad_across_processes(local, dim=0, pad_index=0)
-            local_keys = acc.pad_across_processes(local_keys, dim=0, pad_index=-1)
-            local, local_keys = acc.gather(local), acc.gather(local_keys)
-            valid = local_keys >= 0
-            local, local_keys = local[valid], local_keys[valid]
-        out = torch.empty(len(dataset), local.shape[-1])
-        out[local_keys.cpu()] = local.cpu()
+        try:
+            logits = run_inference(
+                dataset, lambda batch: [self.adaptor(model, batch).logits], self.accelerator,
+                batch_size=self._inference_batch_size, pad_token_id=self.pad_token_id,
+                pad_to=self._pad_to)[0]
+        finally:
+            model.train(was_training)
         labels = torch.as_tensor(dataset["labels"]) if "labels" in dataset.column_names else None
-        return {"logits": out, "labels": labels}
+        return {"logits": logits, "labels": labels}
 
     def evaluate(self, data, model: torch.nn.Module | None = None) -> dict[str, float]:
         """Accuracy, F1 and MCC of ``model`` (default: the student) on ``data``."""
@@ -500,8 +445,7 @@ class Distiller:
         accum = cfg.gradient_accumulation_steps
         steps_per_epoch = math.ceil(plan.batches_per_epoch / accum)
         total_steps = self._total_steps(steps_per_epoch)
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None \
-            else int(cfg.warmup_ratio * total_steps)
+        warmup = cfg.warmup_steps(total_steps)
 
         self._prepare_teachers()
         self.projections.to(acc.device)
@@ -519,7 +463,7 @@ class Distiller:
             self._registered = True
         self._scheduler = scheduler
 
-        if cfg.cache_teacher and self.objective.needs_teacher_logits:
+        if cfg.teacher_cache_dir is not None and self.objective.needs_teacher_logits:
             self._build_cache(train_ds)
         if resume:
             self._load_checkpoint(resume)
@@ -607,7 +551,7 @@ class Distiller:
             self._save_best()
         if acc.is_main_process:
             Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-            self.history.save_json(Path(cfg.output_dir) / "history.json")
+            self.history.save_json(self.run_dir.history)
         if cfg.report_to:
             acc.end_training()
         return self.history
@@ -646,7 +590,8 @@ class Distiller:
                              f"metric; choose one of {sorted(metrics)}")
         value = metrics[cfg.metric_for_best]
         best = self.state.best_metric
-        improved = best is None or (value > best if cfg.greater_is_better else value < best)
+        improved = best is None or (value > best if greater_is_better(cfg.metric_for_best)
+                                    else value < best)
         if improved:
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.evals_without_improvement = 0

@@ -4,7 +4,8 @@
 
 * ``train`` - ``{"step", "epoch", "lr", "loss", "loss/<component>", ...}`` per log window,
   where each ``loss/<component>`` (``loss/kd``, ``loss/hard``, ``loss/hidden_s1_t2``, ...)
-  is one weighted term of the total ``loss``.
+  is one term before its weight is applied, and ``loss`` is the weighted total, so the
+  components need not add up to ``loss``.
 * ``eval`` - ``{"step", "epoch", "accuracy", "f1", "mcc", ...}`` per evaluation.
 * ``throughput`` - ``{"step", "samples_per_second", "steps_per_second"}`` per log window.
 

@@ -1,28 +1,49 @@
-"""Classification metrics that work offline.
+"""Classification metrics as ``evaluate`` modules defined in code, so they work offline.
 
-``evaluate.load("accuracy")`` fetches the metric script from the Hub, so it fails with
-``HF_HUB_OFFLINE=1`` (the ``evaluate`` package ships no metrics itself). This module puts
-scikit-learn behind the same interface:
+``evaluate.load("accuracy")`` fetches the metric script from the Hub (the ``evaluate``
+package ships no metrics itself), so it fails with ``HF_HUB_OFFLINE=1``. The metrics here
+subclass :class:`evaluate.Metric` directly and need no download:
 
-* :func:`compute_classification_metrics` - accuracy, F1 and MCC in one call.
-* :class:`ClassificationMetric` - the ``add`` / ``add_batch`` / ``compute`` flow of
-  ``evaluate.EvaluationModule``.
-* :func:`load_metric` - a drop-in for the common ``evaluate.load(...)`` names.
+* :class:`Accuracy`, :class:`F1`, :class:`MatthewsCorrelation` - one score each
+  (``accuracy``, ``f1``, ``mcc``), with ``add`` / ``add_batch`` / ``compute`` as usual;
+* :class:`Glue` - accuracy, F1 and MCC of a GLUE classification task, e.g. ``Glue("mnli")``;
+* :func:`compute_classification_metrics` - all three in one call; what evaluation uses;
+* :func:`greater_is_better` - whether a metric (or loss) name improves upward.
+
+Every metric is kept in memory and computed by the process that calls it. ``evaluate``
+can gather predictions across processes itself (``num_process`` / ``process_id``, through
+Arrow files and locks in ``cache_dir``), but then only process 0 gets a result; textdistill
+gathers the logits with Accelerate first (``Distiller.predict``), so every process scores
+the whole evaluation set and all of them see the same numbers, which they need to agree
+on the best checkpoint.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
+import datasets
+import evaluate
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+# The keys of compute_classification_metrics, in order; each is better when higher.
 METRIC_KEYS = ("accuracy", "f1", "mcc")
 
 # GLUE classification tasks and their label counts; stsb is regression, so not here.
 GLUE_TASKS = {"sst2": 2, "mrpc": 2, "qqp": 2, "qnli": 2, "rte": 2, "wnli": 2, "cola": 2,
               "mnli": 3, "mnli_matched": 3, "mnli_mismatched": 3, "ax": 3}
-_PLAIN_NAMES = ("classification", "accuracy", "f1", "mcc", "matthews_correlation", "glue")
+
+_FEATURES = datasets.Features({"predictions": datasets.Value("int64"),
+                               "references": datasets.Value("int64")})
+_INPUTS = """
+Args:
+    predictions: predicted class ids, shape (n,) - list, numpy array or tensor.
+    references: gold class ids, shape (n,).
+    num_labels: number of classes; ``None`` infers ``max id + 1`` (at least 2).
+"""
 
 
 def _as_labels(values: Any, name: str) -> np.ndarray:
@@ -46,13 +67,46 @@ def _as_labels(values: Any, name: str) -> np.ndarray:
     return array
 
 
-def _mcc(matrix: np.ndarray) -> float:
-    """Matthews correlation from a (k, k) confusion matrix (rows: true, cols: predicted).
+def _checked(predictions: Any, references: Any,
+             num_labels: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validated ``(predictions, references, num_labels)``; ``num_labels`` resolved."""
+    preds = _as_labels(predictions, "predictions")
+    refs = _as_labels(references, "references")
+    if preds.shape != refs.shape:
+        raise ValueError(f"predictions and references differ in length: {preds.shape[0]} "
+                         f"vs {refs.shape[0]}")
+    if preds.size == 0:
+        raise ValueError("cannot compute metrics on empty predictions/references")
+    largest = int(max(preds.max(), refs.max()))
+    if num_labels is None:
+        num_labels = max(largest + 1, 2)
+    elif num_labels < 2:
+        raise ValueError(f"num_labels must be >= 2, got {num_labels}")
+    elif largest >= num_labels:
+        raise ValueError(f"class id {largest} is out of range for num_labels={num_labels}")
+    return preds, refs, num_labels
+
+
+def _accuracy(preds: np.ndarray, refs: np.ndarray) -> float:
+    return float(accuracy_score(refs, preds))
+
+
+def _f1(preds: np.ndarray, refs: np.ndarray, num_labels: int) -> float:
+    if num_labels == 2:
+        # labels=[0, 1] fixes the label set so a batch of one class is still binary.
+        return float(f1_score(refs, preds, labels=[0, 1], pos_label=1, average="binary",
+                              zero_division=0.0))
+    present = np.union1d(refs, preds)
+    return float(f1_score(refs, preds, labels=present, average="macro", zero_division=0.0))
+
+
+def _mcc(preds: np.ndarray, refs: np.ndarray, num_labels: int) -> float:
+    """Matthews correlation from the (k, k) confusion matrix (rows: true, cols: predicted).
 
     Computed from the matrix rather than with ``sklearn.metrics.matthews_corrcoef`` so
     that the label set is explicit: sklearn warns whenever one class fills a batch.
     """
-    matrix = matrix.astype(np.float64)
+    matrix = confusion_matrix(refs, preds, labels=np.arange(num_labels)).astype(np.float64)
     t_sum, p_sum = matrix.sum(axis=1), matrix.sum(axis=0)
     n_correct, n = np.trace(matrix), matrix.sum()
     cov_ytyp = n_correct * n - np.dot(t_sum, p_sum)
@@ -64,10 +118,99 @@ def _mcc(matrix: np.ndarray) -> float:
     return float(cov_ytyp / np.sqrt(cov_ytyt * cov_ypyp))
 
 
+def _all_scores(preds: np.ndarray, refs: np.ndarray, num_labels: int) -> dict[str, float]:
+    return {"accuracy": _accuracy(preds, refs), "f1": _f1(preds, refs, num_labels),
+            "mcc": _mcc(preds, refs, num_labels)}
+
+
+class _InMemoryMetric(evaluate.Metric):
+    """An ``evaluate`` metric that buffers in memory and scores in the calling process.
+
+    The constructor takes no ``num_process`` / ``process_id`` / ``cache_dir`` /
+    ``experiment_id``: gather predictions before scoring (see the module docstring).
+    """
+
+    def __init__(self, config_name: str | None = None) -> None:
+        super().__init__(config_name=config_name, keep_in_memory=True)
+
+    def _build_data_dir(self) -> str:
+        # evaluate creates <cache_dir>/<name>/<config> for every metric, although an
+        # in-memory one never reads or writes there; leave the user's cache untouched.
+        return os.path.join(self._data_dir_root, self.name, self.config_name)
+
+    def _metric_info(self, description: str) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(description=description, citation="",
+                                   inputs_description=_INPUTS, features=_FEATURES,
+                                   format="numpy")
+
+
+class Accuracy(_InMemoryMetric):
+    """``{"accuracy": fraction of predictions equal to the reference}``."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return self._metric_info("Fraction of predicted class ids equal to the gold ones.")
+
+    def _compute(self, predictions: Any, references: Any,
+                 num_labels: int | None = None) -> dict[str, float]:
+        preds, refs, _ = _checked(predictions, references, num_labels)
+        return {"accuracy": _accuracy(preds, refs)}
+
+
+class F1(_InMemoryMetric):
+    """``{"f1": ...}``: with 2 classes the binary F1 of class 1, otherwise the macro
+    average over the classes present in predictions or references (as the Hub's ``f1``
+    with ``average="macro"`` does)."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return self._metric_info("Binary F1 of class 1 with two classes, macro F1 with more.")
+
+    def _compute(self, predictions: Any, references: Any,
+                 num_labels: int | None = None) -> dict[str, float]:
+        preds, refs, num_labels = _checked(predictions, references, num_labels)
+        return {"f1": _f1(preds, refs, num_labels)}
+
+
+class MatthewsCorrelation(_InMemoryMetric):
+    """``{"mcc": ...}``: the (multi-class) Matthews correlation coefficient, 0 when the
+    predictions or the references are constant."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return self._metric_info("Matthews correlation coefficient of the class ids.")
+
+    def _compute(self, predictions: Any, references: Any,
+                 num_labels: int | None = None) -> dict[str, float]:
+        preds, refs, num_labels = _checked(predictions, references, num_labels)
+        return {"mcc": _mcc(preds, refs, num_labels)}
+
+
+class Glue(_InMemoryMetric):
+    """Accuracy, F1 and MCC on a GLUE classification task: ``Glue("sst2")``.
+
+    The task fixes the number of classes (3 for the MNLI family and ``ax``, else 2).
+    All three scores are reported for every task, a superset of each task's official one.
+
+    Raises:
+        ValueError: for a task that is not a GLUE classification task (``stsb`` is
+            regression); the message lists the valid ones.
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        if self.config_name not in GLUE_TASKS:
+            raise ValueError(f"unknown GLUE classification task {self.config_name!r}; "
+                             f"choose one of {sorted(GLUE_TASKS)}")
+        return self._metric_info(f"Accuracy, F1 and MCC on GLUE {self.config_name}.")
+
+    def _compute(self, predictions: Any, references: Any) -> dict[str, float]:
+        num_labels = GLUE_TASKS[self.config_name]
+        return _all_scores(*_checked(predictions, references, num_labels))
+
+
 def compute_classification_metrics(
     predictions: Any, references: Any, num_labels: int | None = None
 ) -> dict[str, float]:
     """Accuracy, F1 and Matthews correlation of predicted class ids.
+
+    Scores with :class:`Accuracy`, :class:`F1` and :class:`MatthewsCorrelation` combined.
 
     Args:
         predictions: predicted class ids, shape (n,) - list, numpy array or tensor.
@@ -84,128 +227,27 @@ def compute_classification_metrics(
         ValueError: on empty or mismatched inputs, non-integer ids, or ids outside
             ``[0, num_labels)``.
     """
-    preds = _as_labels(predictions, "predictions")
-    refs = _as_labels(references, "references")
-    if preds.shape != refs.shape:
-        raise ValueError(f"predictions and references differ in length: {preds.shape[0]} "
-                         f"vs {refs.shape[0]}")
-    if preds.size == 0:
-        raise ValueError("cannot compute metrics on empty predictions/references")
-    largest = int(max(preds.max(), refs.max()))
-    if num_labels is None:
-        num_labels = max(largest + 1, 2)
-    elif num_labels < 2:
-        raise ValueError(f"num_labels must be >= 2, got {num_labels}")
-    elif largest >= num_labels:
-        raise ValueError(f"class id {largest} is out of range for num_labels={num_labels}")
-
-    if num_labels == 2:
-        # labels=[0, 1] fixes the label set so a batch of one class is still binary.
-        f1 = f1_score(refs, preds, labels=[0, 1], pos_label=1, average="binary",
-                      zero_division=0.0)
-    else:
-        present = np.union1d(refs, preds)
-        f1 = f1_score(refs, preds, labels=present, average="macro", zero_division=0.0)
-    matrix = confusion_matrix(refs, preds, labels=np.arange(num_labels))
-    return {"accuracy": float(accuracy_score(refs, preds)), "f1": float(f1),
-            "mcc": _mcc(matrix)}
+    # Checked here first so that bad ids fail with these messages, not Arrow's cast errors.
+    preds, refs, num_labels = _checked(predictions, references, num_labels)
+    combined = evaluate.combine([Accuracy(), F1(), MatthewsCorrelation()])
+    return combined.compute(predictions=preds, references=refs, num_labels=num_labels)
 
 
-class ClassificationMetric:
-    """Accumulating metric with the interface of ``evaluate.EvaluationModule``.
+def greater_is_better(metric_name: str) -> bool:
+    """Whether a larger value of ``metric_name`` is the better one.
 
-    ``add`` / ``add_batch`` buffer predictions; ``compute`` scores everything buffered
-    plus what it is given, then empties the buffer (as ``evaluate`` does), so one object
-    can serve several evaluation rounds.
-
-    Example::
-
-        metric = ClassificationMetric(num_labels=2)
-        for batch in loader:
-            metric.add_batch(predictions=logits.argmax(-1), references=batch["labels"])
-        metric.compute()  # {"accuracy": ..., "f1": ..., "mcc": ...}
-    """
-
-    def __init__(self, num_labels: int | None = None) -> None:
-        self.num_labels = num_labels
-        self.name = "classification"
-        self._predictions: list[np.ndarray] = []
-        self._references: list[np.ndarray] = []
-
-    def add_batch(self, *, predictions: Any, references: Any) -> None:
-        """Buffer a batch of predicted and gold class ids, each of shape (n,)."""
-        preds = _as_labels(predictions, "predictions")
-        refs = _as_labels(references, "references")
-        if preds.shape != refs.shape:
-            raise ValueError(f"predictions and references differ in length: "
-                             f"{preds.shape[0]} vs {refs.shape[0]}")
-        self._predictions.append(preds)
-        self._references.append(refs)
-
-    def add(self, *, prediction: Any, reference: Any) -> None:
-        """Buffer a single predicted and gold class id."""
-        self.add_batch(predictions=[prediction], references=[reference])
-
-    def compute(self, *, predictions: Any = None, references: Any = None) -> dict[str, float]:
-        """Score the buffered examples plus ``predictions``/``references``, then reset.
-
-        Returns:
-            ``{"accuracy": float, "f1": float, "mcc": float}``.
-        """
-        if (predictions is None) != (references is None):
-            raise ValueError("pass both predictions and references, or neither")
-        if predictions is not None:
-            self.add_batch(predictions=predictions, references=references)
-        try:
-            preds = np.concatenate(self._predictions) if self._predictions else np.zeros(0)
-            refs = np.concatenate(self._references) if self._references else np.zeros(0)
-            return compute_classification_metrics(preds, refs, num_labels=self.num_labels)
-        finally:
-            self.reset()
-
-    def reset(self) -> None:
-        """Drop everything buffered."""
-        self._predictions.clear()
-        self._references.clear()
-
-    def __len__(self) -> int:
-        return sum(len(p) for p in self._predictions)
-
-    def __repr__(self) -> str:
-        return (f"ClassificationMetric(num_labels={self.num_labels}, "
-                f"buffered={len(self)})")
-
-
-def _valid_names() -> list[str]:
-    return [*_PLAIN_NAMES, *(f"glue-{task}" for task in GLUE_TASKS)]
-
-
-def load_metric(name: str = "classification",
-                num_labels: int | None = None) -> ClassificationMetric:
-    """Offline stand-in for ``evaluate.load(name)`` on classification metrics.
-
-    Every accepted name returns a :class:`ClassificationMetric`, which reports accuracy,
-    F1 and MCC together (a superset of what each ``evaluate`` metric reports).
-
-    Args:
-        name: ``classification``, ``accuracy``, ``f1``, ``mcc``,
-            ``matthews_correlation``, ``glue`` or ``glue-<task>`` (also ``glue/<task>``,
-            ``glue_<task>``) for a GLUE classification task such as ``sst2`` or ``mnli``.
-        num_labels: number of classes; for ``glue-<task>`` it defaults to the task's.
+    The scores of :data:`METRIC_KEYS` (also as ``eval/<name>`` or ``eval_<name>``) are
+    better when higher; a loss (any name with ``loss`` as a word: ``loss``,
+    ``eval/loss``, ``loss/kd``, ``hard_loss``) is better when lower.
 
     Raises:
-        ValueError: for an unknown name; the message lists the valid ones.
+        ValueError: for any other name; the message lists the known ones.
     """
-    key = name.strip().lower()
-    if key.startswith("glue") and key != "glue":
-        task = key[len("glue"):].lstrip("-/_ ")
-        if task in GLUE_TASKS:
-            metric = ClassificationMetric(num_labels if num_labels is not None
-                                          else GLUE_TASKS[task])
-            metric.name = f"glue-{task}"
-            return metric
-    elif key in _PLAIN_NAMES:
-        metric = ClassificationMetric(num_labels)
-        metric.name = key
-        return metric
-    raise ValueError(f"unknown metric {name!r}; choose one of {_valid_names()}")
+    name = metric_name.strip().lower()
+    words = re.split(r"[/_.\-\s]+", name)
+    if "loss" in words:
+        return False
+    if re.sub(r"^eval[/_]", "", name) in METRIC_KEYS:
+        return True
+    raise ValueError(f"cannot tell whether {metric_name!r} is better higher or lower; "
+                     f"choose one of {list(METRIC_KEYS)} or a loss")

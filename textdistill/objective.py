@@ -44,7 +44,8 @@ class Objective:
 
     Args:
         config: the distillation config (``None`` for plain fine-tuning).
-        matches: resolved intermediate matches (presets already expanded).
+        matches: resolved intermediate matches (presets already expanded), each with a
+            unique ``name`` (see :func:`textdistill.plan.plan`).
         projections: ``match.name -> module`` mapping student width to teacher width.
         num_teachers: 0 for fine-tuning.
     """
@@ -68,11 +69,6 @@ class Objective:
         self.match_losses = {m.name: get_loss(m.loss) for m in self.matches}
         teacher_weights = (config.teacher_weights if config is not None else None) or \
             [1.0] * max(num_teachers, 1)
-        if num_teachers and len(teacher_weights) != num_teachers:
-            raise ValueError(
-                f"distill.teacher_weights has {len(teacher_weights)} weights for "
-                f"{num_teachers} teachers"
-            )
         total = float(sum(teacher_weights))
         self.teacher_weights = [w / total for w in teacher_weights]
 
@@ -105,11 +101,10 @@ class Objective:
         if not self.num_teachers or cfg is None:
             return Weights(temperature=1.0, soft=0.0, hard=1.0, intermediate=0.0)
         return Weights(
-            temperature=cfg.temperature_schedule.value(cfg.temperature, progress),
-            soft=cfg.soft_weight_schedule.value(cfg.soft_weight, progress),
-            hard=cfg.hard_weight_schedule.value(cfg.hard_weight, progress),
-            intermediate=cfg.intermediate_weight_schedule.value(cfg.intermediate_weight,
-                                                                progress),
+            temperature=cfg.temperature.value(progress),
+            soft=cfg.soft_weight.value(progress),
+            hard=cfg.hard_weight.value(progress),
+            intermediate=cfg.intermediate_weight.value(progress),
         )
 
     def combine_teacher_logits(self, per_teacher: list[torch.Tensor]) -> torch.Tensor:

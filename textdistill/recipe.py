@@ -3,13 +3,13 @@
 A recipe has six sections::
 
     teacher:  {model: <id | dir | python:<module> | [list]>, remap_labels: false}
-    student:  exactly one of  from_teacher: {layers: [0, 2, 4]}
+    student:  exactly one of  from_teacher: [0, 2, 4]
                               config: {num_layers, hidden_size, num_heads, intermediate_size}
                               pretrained: <id | dir | python:<module>>
     data:     DataConfig          (textdistill.data.loading)
               data.augment: AugmentConfig (textdistill.data.augment), distill only
     distill:  DistillationConfig  (textdistill.config)
-    train:    TrainingConfig without output_dir / max_length (output.dir, data.max_length)
+    train:    TrainingConfig without output_dir (output.dir)
     output:   {dir: runs/<recipe file stem>, overwrite: false}
 
 :func:`load_recipe` reads a file, applies ``--set`` overrides (:func:`apply_overrides`)
@@ -29,24 +29,19 @@ import dataclasses
 import importlib
 import os
 import re
-import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
-from .config import (
-    ConfigError,
-    DistillationConfig,
-    TrainingConfig,
-    from_dict,
-    plain_data,
-    to_dict,
-)
+from .config import DistillationConfig, TrainingConfig
 from .data.loading import DataConfig
+from .errors import ConfigError
+from .migrate import migrate_recipe, migrated_key
+from .schema import check_number, field_type_at, from_dict, init_fields, plain_data
 
 PYTHON_PREFIX = "python:"
 SECTIONS = ("teacher", "student", "data", "distill", "train", "output")
@@ -54,31 +49,28 @@ STUDENT_KINDS = ("from_teacher", "config", "pretrained")
 # TrainingConfig fields a recipe sets elsewhere, with where.
 _TRAIN_ELSEWHERE = {
     "output_dir": "the run directory is output.dir",
-    "max_length": "set data.max_length (it truncates the data and is the padding length)",
+    "max_length": "set data.max_length (truncation); train.pad_to pads every batch to a "
+                  "fixed length",
 }
-TRAIN_KEYS = tuple(sorted(f.name for f in dataclasses.fields(TrainingConfig)
-                          if f.init and f.name not in _TRAIN_ELSEWHERE))
+TRAIN_KEYS = tuple(sorted(set(init_fields(TrainingConfig)) - {"output_dir"}))
 
 
 # ----------------------------------------------------------------------------- schema
 
 
-@dataclass
+@dataclass(frozen=True)
 class TeacherSpec:
-    """The teacher (or teachers) to distil from.
-
-    Attributes:
-        model: a Hub id, a local model directory or ``python:<module>`` (the directory
-            that ``<module>.get_model_path()`` returns); a list for multi-teacher runs,
-            weighted by ``distill.teacher_weights``.
-        remap_labels: accept a teacher whose classes are the data's in another order,
-            and renumber the data's labels to the teacher's ids.
-    """
+    """The teacher (or teachers) to distil from."""
 
     _section: typing.ClassVar[str] = "teacher"
 
-    model: str | list[str]
-    remap_labels: bool = False
+    model: str | list[str] = field(metadata={
+        "help": "A Hub id, a local model directory or python:<module> (the directory that "
+                "<module>.get_model_path() returns); a list for multi-teacher runs, weighted "
+                "by distill.teacher_weights."})
+    remap_labels: bool = field(default=False, metadata={
+        "help": "Accept a teacher whose classes are the data's in another order, and "
+                "renumber the data's labels to the teacher's ids."})
 
     def __post_init__(self) -> None:
         models = self.models
@@ -95,37 +87,20 @@ class TeacherSpec:
         return [self.model] if isinstance(self.model, str) else list(self.model)
 
 
-@dataclass
-class FromTeacherSpec:
-    """DistilBERT-style student: the teacher with only the given blocks (0-based)."""
-
-    layers: list[int]
-
-    def __post_init__(self) -> None:
-        if not self.layers:
-            raise ConfigError("student.from_teacher.layers: give at least one teacher block "
-                              "index, e.g. [0, 2, 4]")
-        for i, layer in enumerate(self.layers):
-            if layer < 0:
-                raise ConfigError(f"student.from_teacher.layers[{i}]: must be >= 0, got {layer}")
-        if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"student.from_teacher.layers: blocks repeat: {self.layers}")
-
-
-@dataclass
+@dataclass(frozen=True)
 class StudentShapeSpec:
     """TinyBERT-style student: the teacher's model type at this shape, random init."""
 
-    num_layers: int
-    hidden_size: int
-    num_heads: int
-    intermediate_size: int
+    _section: typing.ClassVar[str] = "student.config"
+
+    num_layers: int = field(metadata={"help": "Transformer blocks."})
+    hidden_size: int = field(metadata={"help": "Hidden width (a multiple of num_heads)."})
+    num_heads: int = field(metadata={"help": "Attention heads per block."})
+    intermediate_size: int = field(metadata={"help": "Width of the feed-forward layer."})
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "num_heads", "intermediate_size"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"student.config.{name}: must be > 0, got {value}")
+            check_number(f"student.config.{name}", getattr(self, name))
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"student.config.hidden_size: {self.hidden_size} is not divisible by "
@@ -133,13 +108,19 @@ class StudentShapeSpec:
             )
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudentSpec:
     """How to get the student: exactly one of ``from_teacher``, ``config``, ``pretrained``."""
 
-    from_teacher: FromTeacherSpec | None = None
-    config: StudentShapeSpec | None = None
-    pretrained: str | None = None
+    _section: typing.ClassVar[str] = "student"
+
+    from_teacher: list[int] | None = field(default=None, metadata={
+        "help": "DistilBERT-style: the teacher with only these blocks (0-based), e.g. "
+                "[0, 2, 4]."})
+    config: StudentShapeSpec | None = field(default=None, metadata={
+        "help": "TinyBERT-style: the teacher's model type at this shape, random weights."})
+    pretrained: str | None = field(default=None, metadata={
+        "help": "A pretrained model (Hub id, directory or python:<module>) with a new head."})
 
     def __post_init__(self) -> None:
         given = [k for k in STUDENT_KINDS if getattr(self, k) is not None]
@@ -150,6 +131,16 @@ class StudentSpec:
             raise ConfigError(
                 f"student: give exactly one of {list(STUDENT_KINDS)}, got {got}{hint}"
             )
+        layers = self.from_teacher
+        if layers is not None:
+            if not layers:
+                raise ConfigError("student.from_teacher: give at least one teacher block "
+                                  "index, e.g. [0, 2, 4]")
+            for i, layer in enumerate(layers):
+                if layer < 0:
+                    raise ConfigError(f"student.from_teacher[{i}]: must be >= 0, got {layer}")
+            if len(set(layers)) != len(layers):
+                raise ConfigError(f"student.from_teacher: blocks repeat: {layers}")
 
     @property
     def kind(self) -> str:
@@ -157,27 +148,24 @@ class StudentSpec:
         return next(k for k in STUDENT_KINDS if getattr(self, k) is not None)
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputSpec:
-    """Where the run is written.
+    """Where the run is written."""
 
-    Attributes:
-        dir: the run directory (``recipe.yaml``, ``best/``, ``results.json``,
-            ``checkpoints/``); default ``runs/<recipe file stem>``.
-        overwrite: start a fresh run even if ``dir`` holds an earlier one (its
-            checkpoints, ``best/`` and results are deleted first).
-    """
-
-    dir: str | None = None
-    overwrite: bool = False
+    dir: str | None = field(default=None, metadata={
+        "help": "The run directory (recipe.yaml, best/, results.json, checkpoints/); "
+                "default runs/<recipe file stem>."})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Start a fresh run even if `dir` holds an earlier one (its checkpoints, "
+                "best/ and results are deleted first)."})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipe:
     """A validated recipe. Build with :func:`load_recipe` or :func:`recipe_from_dict`.
 
-    ``train`` is a full :class:`TrainingConfig`: its ``output_dir`` is ``output.dir`` and
-    its ``max_length`` is ``data.max_length``.
+    ``train`` is a full :class:`TrainingConfig` whose ``output_dir`` is ``output.dir``.
+    ``notes`` say which keys of an older schema were rewritten on load.
     """
 
     teacher: TeacherSpec | None
@@ -187,6 +175,7 @@ class Recipe:
     train: TrainingConfig
     output: OutputSpec
     source: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def output_dir(self) -> Path:
@@ -199,14 +188,14 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data; :func:`recipe_from_dict` reads it back."""
         student = {self.student.kind: plain_data(getattr(self.student, self.student.kind))}
-        train = {k: v for k, v in to_dict(self.train).items() if k not in _TRAIN_ELSEWHERE}
+        train = {k: v for k, v in plain_data(self.train).items() if k not in _TRAIN_ELSEWHERE}
         out = {
             "teacher": plain_data(self.teacher) if self.teacher is not None else None,
             "student": student,
-            "data": to_dict(self.data),
+            "data": plain_data(self.data),
             "distill": plain_data(self.distill),
             "train": train,
-            "output": to_dict(self.output),
+            "output": plain_data(self.output),
         }
         if out["teacher"] is None:
             del out["teacher"]
@@ -323,7 +312,9 @@ def _check_train_keys(train: Mapping[str, Any]) -> None:
 
 def _expand_data_paths(data: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(data)
-    for key in ("train_file", "validation_file", "cache_dir"):
+    # data.train / data.eval are local files unless they name splits of a Hub dataset.
+    keys = ["cache_dir"] if data.get("dataset") else ["train", "eval", "cache_dir"]
+    for key in keys:
         if isinstance(data.get(key), str):
             data[key] = _local_path(data[key], f"data.{key}")
     return data
@@ -336,8 +327,24 @@ def _default_output_dir(source: str | None) -> str:
     return f"runs/{Path(source).stem}"
 
 
+def _normalize_model_refs(section: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``section`` with the model reference(s) under ``key`` normalised."""
+    section = dict(section)
+    where = f"{'teacher' if key == 'model' else 'student'}.{key}"
+    value = section.get(key)
+    if isinstance(value, str):
+        section[key] = normalize_model_ref(value, where)
+    elif isinstance(value, (list, tuple)):
+        section[key] = [normalize_model_ref(m, f"{where}[{i}]") if isinstance(m, str) else m
+                        for i, m in enumerate(value)]
+    return section
+
+
 def recipe_from_dict(raw: Mapping[str, Any], *, source: str | None = None) -> Recipe:
     """Validate a recipe given as plain data (a parsed YAML file).
+
+    Keys of the older schema are rewritten first (:mod:`textdistill.migrate`); the
+    recipe's ``notes`` say which.
 
     Args:
         raw: the recipe's sections.
@@ -353,84 +360,38 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str | None = None) -> Re
     if unknown:
         raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                           f"valid keys: {list(SECTIONS)}")
+    for name in SECTIONS:
+        _section(raw, name)
+    raw, notes = migrate_recipe(raw)
     missing = [name for name in ("student", "data") if _section(raw, name) is None]
     if missing:
         raise ConfigError(f"missing required key(s): {', '.join(missing)}")
 
     teacher_raw = _section(raw, "teacher")
-    teacher = None
-    if teacher_raw is not None:
-        teacher_raw = dict(teacher_raw)
-        if "model" in teacher_raw:
-            model = teacher_raw["model"]
-            if isinstance(model, str):
-                teacher_raw["model"] = normalize_model_ref(model, "teacher.model")
-            elif isinstance(model, (list, tuple)):
-                teacher_raw["model"] = [
-                    normalize_model_ref(m, f"teacher.model[{i}]") if isinstance(m, str) else m
-                    for i, m in enumerate(model)]
-        teacher = from_dict(TeacherSpec, teacher_raw, "teacher")
-
-    student_raw = dict(_section(raw, "student"))
-    if isinstance(student_raw.get("pretrained"), str):
-        student_raw["pretrained"] = normalize_model_ref(student_raw["pretrained"],
-                                                        "student.pretrained")
-    student = from_dict(StudentSpec, student_raw, "student")
-
+    teacher = None if teacher_raw is None else from_dict(
+        TeacherSpec, _normalize_model_refs(teacher_raw, "model"), "teacher")
+    student = from_dict(StudentSpec, _normalize_model_refs(_section(raw, "student"),
+                                                           "pretrained"), "student")
     data = from_dict(DataConfig, _expand_data_paths(_section(raw, "data")), "data")
     distill = from_dict(DistillationConfig, _section(raw, "distill") or {}, "distill")
 
-    output_raw = dict(_section(raw, "output") or {})
-    output = from_dict(OutputSpec, output_raw, "output")
+    output = from_dict(OutputSpec, dict(_section(raw, "output") or {}), "output")
     out_dir = output.dir if output.dir is not None else _default_output_dir(source)
     output = dataclasses.replace(output, dir=_local_path(out_dir, "output.dir"))
 
     train_raw = dict(_section(raw, "train") or {})
     _check_train_keys(train_raw)
-    if isinstance(train_raw.get("teacher_cache_dir"), str):
-        train_raw["teacher_cache_dir"] = _local_path(train_raw["teacher_cache_dir"],
-                                                     "train.teacher_cache_dir")
-    train = from_dict(TrainingConfig, {**train_raw, "output_dir": output.dir,
-                                       "max_length": data.max_length}, "train")
+    if isinstance(train_raw.get("teacher_cache"), str):
+        train_raw["teacher_cache"] = _local_path(train_raw["teacher_cache"],
+                                                 "train.teacher_cache")
+    train = from_dict(TrainingConfig, {**train_raw, "output_dir": output.dir}, "train")
 
-    recipe = Recipe(teacher=teacher, student=student, data=data, distill=distill, train=train,
-                    output=output, source=source)
-    _check_cross_section(recipe)
-    return recipe
-
-
-def _check_losses(distill: DistillationConfig) -> None:
-    from .losses import available_losses
-
-    valid = available_losses()
-    named = [("distill.logit_loss", distill.logit_loss), ("distill.hidden_loss",
-                                                          distill.hidden_loss),
-             ("distill.attention_loss", distill.attention_loss)]
-    if isinstance(distill.matches, list):
-        named += [(f"distill.matches[{i}].loss", m.loss) for i, m in enumerate(distill.matches)]
-    for key, name in named:
-        if name is not None and name not in valid:
-            raise ConfigError(f"{key}: {name!r} is not a registered loss; choose one of {valid}")
-
-
-def _check_cross_section(recipe: Recipe) -> None:
-    """Checks between sections that need no model or data."""
-    _check_losses(recipe.distill)
-    num_teachers = len(recipe.teacher_models)
-    kind = recipe.student.kind
-    if kind in ("from_teacher", "config") and num_teachers == 0:
+    kind = student.kind
+    if kind in ("from_teacher", "config") and teacher is None:
         raise ConfigError(f"student.{kind}: builds the student from the teacher's "
                           "architecture; add a teacher section (teacher.model)")
-    weights = recipe.distill.teacher_weights
-    if weights is not None and num_teachers and len(weights) != num_teachers:
-        raise ConfigError(f"distill.teacher_weights: {len(weights)} weight(s) for "
-                          f"{num_teachers} teacher(s) in teacher.model")
-    if isinstance(recipe.distill.matches, list):
-        for i, match in enumerate(recipe.distill.matches):
-            if num_teachers and match.teacher_index >= num_teachers:
-                raise ConfigError(
-                    f"distill.matches[{i}].teacher_index: {match.teacher_index} but there "
-                    f"are {num_teachers} teacher(s) (valid: 0..{num_teachers - 1})")
+    return Recipe(teacher=teacher, student=student, data=data, distill=distill, train=train,
+                  output=output, source=source, notes=tuple(notes))
 
 
 # -------------------------------------------------------------------------- overrides
@@ -441,33 +402,17 @@ _SCHEMA: dict[str, type] = {"teacher": TeacherSpec, "student": StudentSpec, "dat
                             "output": OutputSpec}
 
 
-def _fields(cls: type, path: str) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+def _recipe_fields(cls: type, path: str) -> dict[str, Any]:
+    fields = init_fields(cls)
     if cls is TrainingConfig and path == "train":
-        names = [n for n in names if n not in _TRAIN_ELSEWHERE]
-    return {n: hints[n] for n in names}
-
-
-def _descend(tp: Any) -> tuple[str, Any]:
-    """What a field type lets an override path do below it: ("dataclass", cls),
-    ("mapping", None) for free-form dicts, or ("value", None)."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            kind, sub = _descend(arg)
-            if kind != "value":
-                return kind, sub
-        return "value", None
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return "dataclass", tp
-    if origin is dict or tp is dict:
-        return "mapping", None
-    return "value", None
+        fields = {k: v for k, v in fields.items() if k not in _TRAIN_ELSEWHERE}
+    return fields
 
 
 def check_key_path(key: str) -> None:
     """Check that a dotted override key (``train.lr``) exists in the recipe schema.
+
+    A key of the older schema passes when :mod:`textdistill.migrate` rewrites it.
 
     Raises:
         ConfigError: naming the first unknown part and the valid keys at that level.
@@ -477,26 +422,15 @@ def check_key_path(key: str) -> None:
         raise ConfigError(f"--set {key}: empty part in the key path; write e.g. train.lr=3e-5")
     if parts[0] not in _SCHEMA:
         raise ConfigError(f"--set {key}: unknown key {parts[0]}; valid keys: {list(SECTIONS)}")
-    cls: Any = _SCHEMA[parts[0]]
-    path = parts[0]
-    for i, part in enumerate(parts[1:], start=1):
-        if cls is TrainingConfig and path == "train" and part in _TRAIN_ELSEWHERE:
-            raise ConfigError(f"--set {key}: train.{part} is not a recipe key; "
-                              f"{_TRAIN_ELSEWHERE[part]}")
-        fields = _fields(cls, path)
-        if part not in fields:
-            raise ConfigError(f"--set {key}: unknown key {path}.{part}; valid keys: "
-                              f"{sorted(fields)}")
-        path = f"{path}.{part}"
-        kind, sub = _descend(fields[part])
-        if kind == "mapping":
-            return  # free-form options (e.g. distill.logit_loss_options.alpha)
-        if kind == "value":
-            if i < len(parts) - 1:
-                raise ConfigError(f"--set {key}: {path} is a value, not a section; "
-                                  f"write --set {path}=VALUE")
-            return
-        cls = sub
+    if migrated_key(key):
+        return
+    if parts[0] == "train" and len(parts) > 1 and parts[1] in _TRAIN_ELSEWHERE:
+        raise ConfigError(f"--set {key}: train.{parts[1]} is not a recipe key; "
+                          f"{_TRAIN_ELSEWHERE[parts[1]]}")
+    try:
+        field_type_at(_SCHEMA[parts[0]], parts[1:], parts[0], _recipe_fields)
+    except ConfigError as err:
+        raise ConfigError(f"--set {key}: {err}") from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -582,7 +516,6 @@ __all__ = [
     "PYTHON_PREFIX",
     "SECTIONS",
     "STUDENT_KINDS",
-    "FromTeacherSpec",
     "OutputSpec",
     "Recipe",
     "StudentShapeSpec",

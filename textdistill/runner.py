@@ -2,7 +2,8 @@
 
 :func:`run_recipe` is ``textdistill finetune`` / ``distill``: it builds and checks
 everything (:func:`~textdistill.build.build`), trains through the one
-:class:`~textdistill.distiller.Distiller` loop and writes, in ``output.dir``:
+:class:`~textdistill.distiller.Distiller` loop and writes, in ``output.dir`` (laid out by
+:class:`~textdistill.run_dir.RunDir`):
 
 * ``recipe.yaml`` - the resolved recipe (overrides applied, paths absolute);
 * ``best/`` - the best student as a loadable Hub-format model + tokenizer (the engine);
@@ -19,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,14 +32,9 @@ from .build import build, load_classifier, load_tokenizer, tokenize_with_labels
 from .config import TrainingConfig, plain_data
 from .errors import ConfigError
 from .recipe import PYTHON_PREFIX, Recipe, load_recipe, normalize_model_ref
+from .run_dir import RunDir
 
-RESULTS_FILE = "results.json"
-RECIPE_FILE = "recipe.yaml"
-BEST_DIRNAME = "best"
 LATENCY_BATCH_SIZES = (1, 32)
-# What a run writes into output.dir; ``output.overwrite`` deletes these and nothing else.
-RUN_ENTRIES = ("checkpoints", BEST_DIRNAME, "best.tmp", "logs", "teacher_cache", "history.json",
-               RESULTS_FILE, RECIPE_FILE)
 DATA_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 
 Log = Callable[[str], None]
@@ -62,28 +57,15 @@ def is_main_process() -> bool:
 # ------------------------------------------------------------------------ run directory
 
 
-def previous_run(out: Path) -> list[str]:
-    """The entries of an earlier run found in ``out`` (checkpoints, ``best/``, results)."""
-    found = []
-    checkpoints = out / "checkpoints"
-    if checkpoints.is_dir() and any(checkpoints.iterdir()):
-        found.append("checkpoints/")
-    if (out / BEST_DIRNAME).is_dir():
-        found.append(f"{BEST_DIRNAME}/")
-    if (out / RESULTS_FILE).is_file():
-        found.append(RESULTS_FILE)
-    return found
-
-
 def check_output_dir(recipe: Recipe, resume: bool) -> list[str]:
-    """The earlier run's entries in ``output.dir`` (see :func:`previous_run`).
+    """The earlier run's entries in ``output.dir`` (see :meth:`RunDir.previous_run`).
 
     Raises:
         FileExistsError: ``output.dir`` holds an earlier run, and neither ``resume`` nor
             ``output.overwrite`` is set.
     """
     out = recipe.output_dir
-    found = previous_run(out)
+    found = RunDir(out).previous_run()
     if found and not resume and not recipe.output.overwrite:
         raise FileExistsError(
             f"{out} already holds a run ({', '.join(found)}); pass --resume to continue it, "
@@ -104,18 +86,13 @@ def prepare_output_dir(recipe: Recipe, resume: bool, log: Log = print) -> Path:
     if check_output_dir(recipe, resume) and not resume:
         if is_main_process():
             log(f"output.overwrite: starting over in {out}")
-            for name in RUN_ENTRIES:
-                path = out / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
+            RunDir(out).clear()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def _write_recipe(recipe: Recipe, out: Path, resume: bool, log: Log) -> None:
-    path = out / RECIPE_FILE
+    path = RunDir(out).recipe
     text = recipe.to_yaml()
     if resume and path.is_file():
         old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -154,20 +131,14 @@ def make_distiller(built: Any, training_config: TrainingConfig | None = None):
     """The :class:`~textdistill.distiller.Distiller` of a built recipe.
 
     Raises:
-        ConfigError: the distill section does not fit the models (a match naming a layer
-            the student or teacher lacks, a mapping the layer counts cannot satisfy).
+        ConfigError: the distill section does not fit the models (see
+            :func:`~textdistill.plan.plan`).
     """
     from .distiller import Distiller
 
     recipe = built.recipe
-    try:
-        return Distiller(built.teachers or None, built.student, recipe.distill,
-                         training_config or recipe.train, tokenizer=built.tokenizer)
-    except ValueError as err:
-        message = str(err)
-        if message.startswith("distill."):
-            raise ConfigError(message) from None
-        raise ConfigError(f"distill.matches: {message}") from None
+    return Distiller(built.teachers or None, built.student, recipe.distill,
+                     training_config or recipe.train, tokenizer=built.tokenizer)
 
 
 def _metrics_only(record: dict[str, Any] | None) -> dict[str, float] | None:
@@ -214,14 +185,14 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
     _check_precision(recipe.train)
     check_output_dir(recipe, resume)  # fail fast, before loading anything
     built = build(recipe, mode)
+    distiller = make_distiller(built)
     # Only now, with every check passed, may an earlier run be deleted (output.overwrite).
     out = prepare_output_dir(recipe, resume, log)
-    for note in built.notes:
+    for note in (*recipe.notes, *built.notes, *distiller.plan.notes):
         log(f"note: {note}")
     if is_main_process():
         _write_recipe(recipe, out, resume, log)
 
-    distiller = make_distiller(built)
     train_ds, eval_ds = built.data["train"], built.data["eval"]
     log(f"{mode}: {len(train_ds)} training and {len(eval_ds)} eval examples -> {out}")
 
@@ -245,7 +216,7 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
     results = {
         "mode": mode,
         "textdistill_version": _version(),
-        "recipe": RECIPE_FILE,
+        "recipe": RunDir(out).recipe.name,
         "teacher": recipe.teacher_models if built.teachers else None,
         "student": {"kind": recipe.student.kind},
         "final_eval": _metrics_only(history.last_eval()),
@@ -279,7 +250,7 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
         results["params"]["teachers"] = [count_parameters(t) for t in built.teachers]
     results["wall_time_s"] = time.perf_counter() - start
     if distiller.accelerator.is_main_process:
-        (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        RunDir(out).results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return results
 
 
@@ -287,26 +258,26 @@ def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
     """What ``textdistill check`` shows: models built, nothing trained, no data loaded.
 
     Returns:
-        ``{"built", "params": {"teachers": [...], "student": n}, "matches",
-        "projections", "mapping_table"}`` - the matches and projections are the ones the
-        Distiller itself resolves.
+        ``{"built", "params": {"teachers": [...], "student": n, "projections": n},
+        "plan", "mapping_table"}`` - the plan is the one the Distiller itself makes
+        (:func:`~textdistill.plan.plan`).
     """
+    from accelerate.utils import set_seed
+
     from .models.mapping import mapping_table
+    from .plan import plan
     from .speed import count_parameters
 
     built = build(recipe, mode, load_data=False)
-    # Precision "no": a GPU recipe checks on a CPU machine; nothing runs anyway.
-    cfg = built.training_config(report_to=[], progress_bar=False, precision="no",
-                                output_dir=str(Path(tempfile.gettempdir()) / "textdistill-check"))
-    distiller = make_distiller(built, cfg)
+    set_seed(recipe.train.seed)
+    resolved = plan(recipe.distill, built.student, built.teachers)
     return {
         "built": built,
         "params": {"teachers": [count_parameters(t) for t in built.teachers],
                    "student": count_parameters(built.student),
-                   "projections": sum(p.numel() for p in distiller.projections.parameters())},
-        "matches": distiller.matches,
-        "projections": distiller.projections,
-        "mapping_table": mapping_table(distiller.matches, distiller.projections),
+                   "projections": sum(p.numel() for p in resolved.projections.parameters())},
+        "plan": resolved,
+        "mapping_table": mapping_table(resolved.matches, resolved.projections),
     }
 
 
@@ -318,9 +289,9 @@ def data_config_for(spec: str, *, text_columns: Sequence[str] | None = None,
                     max_samples: int | None = None, max_length: int | None = None):
     """The :class:`DataConfig` of an evaluation data spec, reading only its eval split.
 
-    ``spec`` is ``sst2`` (GLUE SST-2 validation: the local copy, else the Hub), a recipe
-    (``.yaml``: its data section's eval split) or a data file (csv, tsv, json, jsonl,
-    parquet). The options replace the corresponding settings.
+    ``spec`` is ``sst2`` (GLUE SST-2 validation: the copy in ``$TEXTDISTILL_SST2_DIR``,
+    else the Hub), a recipe (``.yaml``: its data section's eval split) or a data file
+    (csv, tsv, json, jsonl, parquet). The options replace the corresponding settings.
 
     Raises:
         ConfigError: an unrecognised spec.
@@ -346,16 +317,13 @@ def data_config_for(spec: str, *, text_columns: Sequence[str] | None = None,
         path = Path(spec).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"--data: no such file: {path}")
-        cfg = DataConfig(train_file=str(path.absolute()), validation_file=str(path.absolute()))
+        cfg = DataConfig(train=str(path.absolute()), eval=str(path.absolute()))
     else:
         raise ConfigError(f"--data: {spec!r} is not 'sst2', a recipe (.yaml) or a data file "
                           f"({', '.join(DATA_EXTENSIONS)})")
     # Only the eval split is needed: read it as the "train" split too (label names are
     # inferred from "train"), so nothing else is loaded.
-    if cfg.train_file is not None:
-        cfg = dataclasses.replace(cfg, train_file=cfg.validation_file)
-    else:
-        cfg = dataclasses.replace(cfg, train_split=cfg.eval_split)
+    cfg = dataclasses.replace(cfg, train=cfg.eval)
     try:
         return dataclasses.replace(cfg, max_train_samples=max_samples,
                                    max_eval_samples=max_samples, **overrides)
@@ -415,7 +383,7 @@ def evaluate_model(model_ref: str, spec: str, *, text_columns: Sequence[str] | N
 
     with tempfile.TemporaryDirectory(prefix="textdistill-eval-") as scratch:
         training = TrainingConfig(output_dir=scratch, report_to=[], progress_bar=False,
-                                  eval_batch_size=batch_size, max_length=cfg.max_length)
+                                  eval_batch_size=batch_size)
         distiller = Distiller(None, model, training_config=training, tokenizer=tokenizer)
         start = time.perf_counter()
         metrics = distiller.evaluate(data, model)
@@ -467,8 +435,8 @@ def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
     data = recipe.get("data") or {}
     if data.get("dataset"):
         dataset_name = data["dataset"]
-    elif data.get("train_file"):
-        train = Path(data["train_file"])
+    elif data.get("train"):
+        train = Path(data["train"])
         dataset_name = f"{train.parent.name} (local {train.name})"
     else:
         dataset_name = None
@@ -525,17 +493,17 @@ def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
 
     from .export import build_model_card, export_model, push_to_hub
 
-    run = Path(run_dir)
-    best = run / BEST_DIRNAME
+    run = RunDir(run_dir)
+    best = run.best
     if not (best / "config.json").is_file():
         raise FileNotFoundError(f"{best} not found: RUN_DIR must be the output.dir of a "
                                 "finished `textdistill finetune` / `distill` run")
     results: dict[str, Any] = {}
-    if (run / RESULTS_FILE).is_file():
-        results = json.loads((run / RESULTS_FILE).read_text(encoding="utf-8"))
+    if run.results.is_file():
+        results = json.loads(run.results.read_text(encoding="utf-8"))
     recipe: dict[str, Any] = {}
-    if (run / RECIPE_FILE).is_file():
-        recipe = yaml.safe_load((run / RECIPE_FILE).read_text(encoding="utf-8")) or {}
+    if run.recipe.is_file():
+        recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8")) or {}
     model = AutoModelForSequenceClassification.from_pretrained(best)
     tokenizer = AutoTokenizer.from_pretrained(best)
     card = build_model_card(model_name=repo_id or Path(hub_dir).name, **_card_inputs(results,
@@ -545,6 +513,5 @@ def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
     return {"path": str(path), "url": url}
 
 
-__all__ = ["BEST_DIRNAME", "RECIPE_FILE", "RESULTS_FILE", "check_output_dir", "data_config_for",
-           "describe", "evaluate_model", "export_run", "make_distiller", "measure",
-           "prepare_output_dir", "previous_run", "run_recipe"]
+__all__ = ["check_output_dir", "data_config_for", "describe", "evaluate_model", "export_run",
+           "make_distiller", "measure", "prepare_output_dir", "run_recipe"]

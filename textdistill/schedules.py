@@ -6,9 +6,8 @@ A schedule is a pure function ``f(progress, start, end) -> value`` with ``progre
 training. Nothing here stores or mutates state: the engine asks for the value at the
 current progress on every step.
 
-Teacher annealing, for example, is ``soft_weight=1`` with
-``Schedule("linear", end=0.0)`` and ``hard_weight=0`` with ``Schedule("linear",
-end=1.0)``: the student leans on the teacher early and on the gold labels late, so it is
+Teacher annealing, for example, is ``soft_weight=Schedule(1.0, end=0.0)`` and
+``hard_weight=Schedule(0.0, end=1.0)``: the student leans on the teacher early and on the gold labels late, so it is
 not capped by the teacher's mistakes.
 """
 
@@ -16,10 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import ConfigError
+from .schema import check_choice, check_number
 
 ScheduleFn = Callable[[float, float, float], float]
 
@@ -50,25 +50,49 @@ SCHEDULES: dict[str, ScheduleFn] = {"constant": constant, "linear": linear, "cos
 
 @dataclass(frozen=True)
 class Schedule:
-    """How a configured value moves over training.
+    """A value that may move over training: ``start`` at progress 0, ``end`` at progress 1.
 
-    Attributes:
-        kind: ``constant``, ``linear`` or ``cosine``.
-        end: the value at progress 1; ``None`` keeps the start value (constant).
+    A recipe writes a constant as a bare number (``temperature: 2.0``) and a schedule as a
+    mapping (``soft_weight: {start: 1.0, end: 0.0}``).
     """
 
     _section: ClassVar[str] = "schedule"
 
-    kind: str = "constant"
-    end: float | None = None
+    start: float = field(metadata={"help": "The value at the first step."})
+    end: float | None = field(default=None, metadata={
+        "help": "The value at the last step; null keeps `start` throughout."})
+    kind: str = field(default="linear", metadata={
+        "help": f"How the value moves from `start` to `end`: one of {sorted(SCHEDULES)}."})
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ConfigError(
-                f"schedule.kind: {self.kind!r} is not valid; choose one of {sorted(SCHEDULES)}"
-            )
+        check_choice("schedule.kind", self.kind, sorted(SCHEDULES))
+        check_number("schedule.start", self.start, minimum=-math.inf)
+        check_number("schedule.end", self.end, minimum=-math.inf)
 
-    def value(self, start: float, progress: float) -> float:
-        """The scheduled value at ``progress`` for a configured ``start`` value."""
-        end = start if self.end is None else self.end
-        return SCHEDULES[self.kind](progress, start, end)
+    @classmethod
+    def _from_scalar(cls, value: float) -> Schedule:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"schedule: expected a number or a mapping {{start, end, kind}}, "
+                              f"got {value!r}")
+        return cls(float(value))
+
+    def _to_plain(self) -> float | dict:
+        if self.end is None:
+            return self.start
+        return {"start": self.start, "end": self.end, "kind": self.kind}
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """Every value the schedule takes at its ends (for range checks)."""
+        return (self.start,) if self.end is None else (self.start, self.end)
+
+    def value(self, progress: float) -> float:
+        """The scheduled value at training ``progress`` in [0, 1]."""
+        if self.end is None:
+            return self.start
+        return SCHEDULES[self.kind](progress, self.start, self.end)
+
+
+def as_schedule(value: float | Schedule) -> Schedule:
+    """``value`` as a :class:`Schedule` (a bare number is a constant)."""
+    return value if isinstance(value, Schedule) else Schedule._from_scalar(value)

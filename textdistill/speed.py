@@ -1,7 +1,8 @@
-"""Cost measurements: parameter counts, inference latency, memory and wall time.
+"""Cost measurements: parameter counts, inference latency and peak memory.
 
-Used by ``Distiller.evaluate`` reports, the benchmarks and model cards to put the
-student's size and speed next to the teacher's.
+The run reports of :mod:`textdistill.runner` (``results.json`` of ``finetune`` and
+``distill``, the ``evaluate`` command, the model card's results table) and the benchmark
+scripts use them to put the student's size and speed next to the teacher's.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any
 
 import torch
 
@@ -134,17 +133,6 @@ def measure_latency(
             "samples_per_second": batch_size / max(median, 1e-12)}
 
 
-def measure_latencies(
-    model: torch.nn.Module, batch_sizes: Iterable[int] = (1, 32), **kwargs: Any
-) -> dict[int, dict[str, float]]:
-    """:func:`measure_latency` for each batch size; ``kwargs`` are passed through.
-
-    Returns:
-        ``{batch_size: measure_latency(...)}`` in the order given.
-    """
-    return {int(b): measure_latency(model, batch_size=int(b), **kwargs) for b in batch_sizes}
-
-
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB."""
     try:
@@ -157,38 +145,3 @@ def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is KiB on Linux but bytes on macOS.
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
-class Stopwatch:
-    """Wall-clock timer as a context manager.
-
-    Example::
-
-        with Stopwatch() as watch:
-            distiller.train(train_ds)
-        print(f"{watch.elapsed:.1f}s")
-
-    ``elapsed`` is the running time while inside the block and the final time after it.
-    """
-
-    def __init__(self) -> None:
-        self._start: float | None = None
-        self._stop: float | None = None
-
-    def __enter__(self) -> Stopwatch:
-        self._start, self._stop = time.perf_counter(), None
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._stop = time.perf_counter()
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds between entering and leaving the block (so far, if still inside)."""
-        if self._start is None:
-            return 0.0
-        end = self._stop if self._stop is not None else time.perf_counter()
-        return end - self._start
-
-    def __repr__(self) -> str:
-        return f"Stopwatch(elapsed={self.elapsed:.3f}s)"

@@ -2,13 +2,15 @@
 
 Logit-only KD with a cache never runs the teacher's forward during training: the loop
 looks each batch's logits up by example index. The cache lives next to the run
-(``<output_dir>/teacher_cache/``) as one safetensors file per fingerprint, so a second
-run over the same teacher(s) and data reuses it, and a changed teacher or dataset gets a
-new file instead of stale logits.
+(:attr:`~textdistill.run_dir.RunDir.teacher_cache`, unless a recipe shares a folder
+between runs) as one safetensors file per fingerprint, so a second run over the same
+teacher(s) and data reuses it, and a changed teacher or dataset gets a new file instead
+of stale logits.
 
-Multi-process safety: every rank computes the logits of its own share of the examples,
-the shares are gathered, and only the main process writes (to a temporary name, then an
-atomic rename) while the others wait at a barrier before reading.
+Multi-process safety: every rank computes the logits of its own share of the examples
+(:func:`~textdistill.inference.run_inference`), the shares are gathered, and only the
+main process writes (to a temporary name, then an atomic rename) while the others wait
+at a barrier before reading.
 """
 
 from __future__ import annotations
@@ -16,16 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data.batching import pad_batch
-
-CACHE_DIRNAME = "teacher_cache"
-
+from .inference import Forward, run_inference
 
 # The columns a teacher's forward reads (see data.batching.pad_batch): its logits are a
 # function of these and the teacher alone.
@@ -61,12 +60,13 @@ def data_fingerprint(dataset) -> str:
 
 
 def teacher_fingerprint(teachers: Sequence[torch.nn.Module], data_digest: str,
-                        max_length: int) -> str:
+                        pad_to: int | None) -> str:
     """A short hash of what the cached logits depend on.
 
     It covers each teacher's class, config and a cheap digest of its weights (sums of
-    every parameter), ``data_digest`` (from :func:`data_fingerprint`) and the
-    truncation length.
+    every parameter), ``data_digest`` (from :func:`data_fingerprint`: the token ids, so
+    truncation too) and the fixed padding length (``None``: dynamic padding), which
+    moves the logits by float rounding.
     """
     digest = hashlib.sha256()
     for teacher in teachers:
@@ -80,7 +80,7 @@ def teacher_fingerprint(teachers: Sequence[torch.nn.Module], data_digest: str,
                 digest.update(name.encode())
                 digest.update(f"{param.double().sum().item():.10e}".encode())
     digest.update(data_digest.encode())
-    digest.update(str(max_length).encode())
+    digest.update(str(pad_to).encode())
     return digest.hexdigest()[:16]
 
 
@@ -111,8 +111,7 @@ class TeacherLogitCache:
         directory: str | os.PathLike,
         fingerprint: str,
         dataset,
-        num_examples: int,
-        teacher_logits_fn: Callable[[dict[str, torch.Tensor]], list[torch.Tensor]],
+        teacher_logits_fn: Forward,
         accelerator,
         pad_token_id: int,
         batch_size: int,
@@ -124,17 +123,22 @@ class TeacherLogitCache:
         Args:
             directory: the cache folder (created if missing).
             fingerprint: from :func:`teacher_fingerprint`.
-            dataset: indexable by a list of positions, returning column-major features.
-            num_examples: number of examples (positions 0..n-1 are cached).
+            dataset: the tokenized training examples (see
+                :func:`~textdistill.inference.run_inference`); positions key the cache.
             teacher_logits_fn: batch (on the accelerator's device) -> one (B, C) logits
-                tensor per teacher.
+                tensor per teacher; it runs under the accelerator's autocast.
             accelerator: the run's ``accelerate.Accelerator``.
+            pad_token_id, batch_size, pad_to, progress_bar: as for
+                :func:`~textdistill.inference.run_inference`.
         """
         directory = Path(directory)
         path = cls.file_for(directory, fingerprint)
+        num_examples = len(dataset)
         if not path.exists():
-            logits = cls._compute(dataset, num_examples, teacher_logits_fn, accelerator,
-                                  pad_token_id, batch_size, pad_to, progress_bar)
+            logits = run_inference(dataset, teacher_logits_fn, accelerator,
+                                   batch_size=batch_size, pad_token_id=pad_token_id,
+                                   pad_to=pad_to, progress_bar=progress_bar,
+                                   description="caching teacher logits")
             if accelerator.is_main_process:
                 directory.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".tmp-{os.getpid()}")
@@ -151,54 +155,3 @@ class TeacherLogitCache:
                 f"{num_examples}; delete it to rebuild"
             )
         return cls(logits, path)
-
-    @staticmethod
-    @torch.no_grad()
-    def _compute(dataset, num_examples, teacher_logits_fn, accelerator, pad_token_id,
-                 batch_size, pad_to, progress_bar) -> torch.Tensor:
-        from tqdm.auto import tqdm
-
-        rank, world = accelerator.process_index, accelerator.num_processes
-        # Sort by length so that dynamic padding wastes little on this one full pass.
-        positions = list(range(rank, num_examples, world))
-        lengths = [len(ids) for ids in dataset[positions]["input_ids"]] if positions else []
-        positions = [p for _, p in sorted(zip(lengths, positions), key=lambda x: -x[0])]
-        rows: list[torch.Tensor] = []
-        keys: list[torch.Tensor] = []
-        bar = tqdm(total=len(positions), desc="caching teacher logits", unit="ex",
-                   disable=not (progress_bar and accelerator.is_local_main_process))
-        for start in range(0, len(positions), batch_size):
-            chunk = positions[start : start + batch_size]
-            batch = pad_batch(dataset[chunk], pad_token_id, pad_to)
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            per_teacher = teacher_logits_fn(batch)
-            rows.append(torch.stack([t.float() for t in per_teacher]).cpu())
-            keys.append(torch.as_tensor(chunk, dtype=torch.long))
-            bar.update(len(chunk))
-        bar.close()
-        local = torch.cat(rows, dim=1) if rows else None
-        local_keys = torch.cat(keys) if keys else torch.empty(0, dtype=torch.long)
-        if world == 1:
-            out = torch.empty_like(local)
-            out[:, local_keys] = local
-            return out
-        # Ranks hold different counts; pad to a common length, gather, then scatter by key.
-        num_teachers, num_labels = (local.shape[0], local.shape[2]) if local is not None \
-            else (None, None)
-        shape = torch.tensor([local_keys.numel(), num_teachers or 0, num_labels or 0],
-                             device=accelerator.device)
-        shapes = accelerator.gather(shape).view(world, 3)
-        num_teachers, num_labels = int(shapes[:, 1].max()), int(shapes[:, 2].max())
-        longest = int(shapes[:, 0].max())
-        padded = torch.zeros(num_teachers, longest, num_labels)
-        padded_keys = torch.full((longest,), -1, dtype=torch.long)
-        if local is not None:
-            padded[:, : local.shape[1]] = local
-            padded_keys[: local_keys.numel()] = local_keys
-        all_logits = accelerator.gather(padded.permute(1, 0, 2).contiguous()
-                                        .to(accelerator.device)).cpu()
-        all_keys = accelerator.gather(padded_keys.to(accelerator.device)).cpu()
-        valid = all_keys >= 0
-        out = torch.empty(num_teachers, num_examples, num_labels)
-        out[:, all_keys[valid]] = all_logits[valid].permute(1, 0, 2)
-        return out

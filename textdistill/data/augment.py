@@ -11,7 +11,7 @@ of every training example by four perturbations:
   becomes one of its ``neighbours`` nearest neighbours (cosine similarity of the
   teacher's input word embeddings) with ``replace_prob``;
 * **n-gram sampling**: with ``ngram_prob`` the variant is cut to a random contiguous
-  span of ``ngram_min``..``ngram_max`` words;
+  span of ``ngram[0]``..``ngram[1]`` words;
 * **concatenation**: with ``concat_prob`` the variant is followed by a variant of
   another training example, drawn at random from the split. Short training phrases
   become sentence-length inputs that mix two sentiments, and the teacher's soft target
@@ -33,7 +33,7 @@ from __future__ import annotations
 import random
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import datasets
@@ -55,39 +55,35 @@ NEIGHBOUR_CHUNK = 1024
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """How many augmented variants to make per training example, and how.
-
-    Attributes:
-        copies: variants generated per training example; 0 turns augmentation off.
-        mask_prob: probability that a word becomes the tokenizer's mask token.
-        replace_prob: probability that a word not masked is replaced by an embedding
-            neighbour (only words that are one whole-word, alphabetic vocabulary entry;
-            needs the teacher's word-embedding matrix).
-        neighbours: how many nearest neighbours (cosine similarity in the teacher's
-            input word embeddings) a replacement is drawn from.
-        ngram_prob: probability that a variant is cut to a random contiguous span of
-            words (per text of a pair).
-        ngram_min / ngram_max: the span's length in words, uniform in
-            [ngram_min, ngram_max], clipped to the sentence.
-        concat_prob: probability that a variant is followed by a variant of another
-            example of the split, drawn uniformly (per text of a pair).
-        seed: seed of the per-row random generators.
-    """
+    """How many augmented variants to make per training example, and how."""
 
     _section: typing.ClassVar[str] = "data.augment"
 
-    copies: int = 0
-    mask_prob: float = 0.1
-    replace_prob: float = 0.1
-    neighbours: int = 10
-    ngram_prob: float = 0.25
-    ngram_min: int = 1
-    ngram_max: int = 5
-    concat_prob: float = 0.0
-    seed: int = 0
+    copies: int = field(default=0, metadata={"help": (
+        "Variants generated per training example; 0 turns augmentation off.")})
+    mask_prob: float = field(default=0.1, metadata={"help": (
+        "Probability that a word becomes the tokenizer's mask token.")})
+    replace_prob: float = field(default=0.1, metadata={"help": (
+        "Probability that a word not masked is replaced by one of its embedding "
+        "neighbours. Only words that are one whole-word, alphabetic vocabulary entry are "
+        "replaced; needs the teacher's word-embedding matrix.")})
+    neighbours: int = field(default=10, metadata={"help": (
+        "How many nearest neighbours (cosine similarity of the teacher's input word "
+        "embeddings) a replacement is drawn from.")})
+    ngram_prob: float = field(default=0.25, metadata={"help": (
+        "Probability that a variant is cut to a random contiguous span of words (per text "
+        "of a pair).")})
+    ngram: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": (
+        "[min, max]: the cut span's length in words, uniform in [min, max] and clipped to "
+        "the sentence; 1 <= min <= max.")})
+    concat_prob: float = field(default=0.0, metadata={"help": (
+        "Probability that a variant is followed by a variant of another example of the "
+        "split, drawn uniformly (per text of a pair).")})
+    seed: int = field(default=0, metadata={"help": (
+        "Seed of the per-row random generators: the same seed gives the same variants.")})
 
     def __post_init__(self) -> None:
-        for name in ("copies", "neighbours", "ngram_min", "ngram_max", "seed"):
+        for name in ("copies", "neighbours", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"data.augment.{name}: expected an integer, got {value!r}")
@@ -96,18 +92,26 @@ class AugmentConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 <= value <= 1:
                 raise ConfigError(f"data.augment.{name}: must be in [0, 1], got {value!r}")
-        for name, minimum in (("copies", 0), ("seed", 0), ("neighbours", 1), ("ngram_min", 1)):
+        for name, minimum in (("copies", 0), ("seed", 0), ("neighbours", 1)):
             value = getattr(self, name)
             if value < minimum:
                 raise ConfigError(f"data.augment.{name}: must be >= {minimum}, got {value}")
-        if self.ngram_max < self.ngram_min:
-            raise ConfigError(f"data.augment.ngram_max: must be >= data.augment.ngram_min "
-                              f"({self.ngram_min}), got {self.ngram_max}")
+        self._check_ngram()
         if self.copies and not (self.mask_prob or self.replace_prob or self.ngram_prob
                                 or self.concat_prob):
             raise ConfigError("data.augment.copies: with mask_prob, replace_prob, "
                               "ngram_prob and concat_prob all 0 every variant would copy its "
                               "source; raise one of them or set copies to 0")
+
+    def _check_ngram(self) -> None:
+        span = self.ngram
+        if not isinstance(span, (list, tuple)) or len(span) != 2 \
+                or any(isinstance(n, bool) or not isinstance(n, int) for n in span):
+            raise ConfigError(f"data.augment.ngram: expected two integers [min, max], got "
+                              f"{span!r}")
+        low, high = span
+        if not 1 <= low <= high:
+            raise ConfigError(f"data.augment.ngram: need 1 <= min <= max, got {list(span)}")
 
     @property
     def enabled(self) -> bool:
@@ -185,7 +189,8 @@ def _variant(words: list[str], rng: random.Random, config: AugmentConfig,
              mask_token: str | None, neighbours: dict[str, tuple[str, ...]]) -> list[str]:
     """One perturbed copy of ``words``: an n-gram cut, then per-word mask or replace."""
     if words and rng.random() < config.ngram_prob:
-        length = min(rng.randint(config.ngram_min, config.ngram_max), len(words))
+        low, high = config.ngram
+        length = min(rng.randint(low, high), len(words))
         start = rng.randint(0, len(words) - length)
         words = words[start:start + length]
     out = []

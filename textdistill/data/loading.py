@@ -2,13 +2,13 @@
 
 Two steps, both built on ``datasets``:
 
-* :func:`load_raw_splits` reads a Hub dataset or local files (csv, tsv, json, jsonl,
-  parquet) into a ``DatasetDict`` with the splits ``"train"`` and ``"eval"``, taking a
-  seeded random subset when ``max_train_samples`` / ``max_eval_samples`` ask for one.
+* :func:`load_raw_splits` reads two splits of a Hub dataset or two local files (csv, tsv,
+  json, jsonl, parquet) into a ``DatasetDict`` with the splits ``"train"`` and ``"eval"``,
+  taking a seeded random subset when ``max_train_samples`` / ``max_eval_samples`` ask
+  for one.
 * :func:`tokenize_splits` turns each split into ``input_ids``, ``attention_mask``
-  (``token_type_ids`` when the tokenizer makes them), integer ``labels`` and ``idx``, the
-  example's row in its split, which keys the teacher-logit cache. Sequences are truncated
-  but not padded: batches are padded to their own longest sequence later.
+  (``token_type_ids`` when the tokenizer makes them) and integer ``labels``. Sequences
+  are truncated but not padded: batches are padded to their own longest sequence later.
 
 Labels end up as ids into :attr:`DataConfig.label_names`, and the tokenized ``labels``
 column is a ``ClassLabel`` carrying those names, so later steps (the teacher's label
@@ -27,8 +27,8 @@ from typing import Any
 
 import datasets
 
-from ..config import _positive, from_dict
 from ..errors import ConfigError
+from ..schema import check_number, from_dict
 from .augment import AugmentConfig
 
 # Extension -> (``datasets`` builder, extra builder options).
@@ -45,9 +45,10 @@ _FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 SST2_HUB_DATASET = "stanfordnlp/sst2"
-# The checkout's root: the parent of the ``textdistill`` package directory.
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 SST2_LABEL_NAMES = ["negative", "positive"]
+# Names a local GLUE SST-2 copy (a directory with SST2_FILES) for sst2_data_config().
+SST2_DIR_ENV = "TEXTDISTILL_SST2_DIR"
+SST2_FILES = ("train.tsv", "validation.tsv")
 
 
 def _file_format(path: str) -> str:
@@ -59,72 +60,52 @@ def _file_format(path: str) -> str:
 class DataConfig:
     """Where the text comes from and how it becomes model inputs.
 
-    Give exactly one source: ``dataset`` (a Hub name, optionally with ``dataset_config``)
-    or local ``train_file`` + ``validation_file``.
-
-    Attributes:
-        dataset: Hub dataset name, e.g. ``"stanfordnlp/sst2"`` or ``"nyu-mll/glue"``.
-        dataset_config: the Hub dataset's configuration, e.g. ``"mnli"``.
-        train_file / validation_file: local csv, tsv, json, jsonl or parquet files; the
-            format comes from the extension (tsv: tab-separated, no quoting).
-        train_split / eval_split: Hub split names (slices like ``"train[:10%]"`` work).
-            Ignored for local files, whose split is the file.
-        text_columns: one column (single text) or two (sentence pair, e.g.
-            ``["premise", "hypothesis"]``).
-        label_column: the column holding the label (an int id, or a string name).
-        label_names: the class names, index = label id. ``None`` infers them from a
-            ``ClassLabel`` feature, else from the sorted unique train labels.
-        max_length: truncation length in tokens (no padding here).
-        max_train_samples / max_eval_samples: keep a random subset of this many examples
-            (``None`` keeps all); the subset is drawn after a shuffle seeded with
-            ``shuffle_seed``, so it is a fair sample and the same on every run.
-        shuffle_seed: seed of that shuffle.
-        cache_dir: ``datasets`` cache directory (``None``: the library default).
-        augment: transfer-set augmentation of the train split
-            (:class:`~textdistill.data.augment.AugmentConfig`; off by default). Used by
-            distillation only: the variants have no gold labels.
+    The source is a Hub dataset (``dataset`` set: ``train`` and ``eval`` are its split
+    names) or two local files (``dataset`` unset: ``train`` and ``eval`` are the files).
     """
 
     _section: typing.ClassVar[str] = "data"
 
-    dataset: str | None = None
-    dataset_config: str | None = None
-    train_file: str | None = None
-    validation_file: str | None = None
-    train_split: str = "train"
-    eval_split: str = "validation"
-    text_columns: list[str] = field(default_factory=lambda: ["sentence"])
-    label_column: str = "label"
-    label_names: list[str] | None = None
-    max_length: int = 128
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    shuffle_seed: int = 42
-    cache_dir: str | None = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    dataset: str | None = field(default=None, metadata={"help": (
+        "Hub dataset name (anything `datasets.load_dataset` takes), e.g. "
+        "\"stanfordnlp/sst2\" or \"nyu-mll/glue\". Unset: `train` and `eval` are local "
+        "files.")})
+    dataset_config: str | None = field(default=None, metadata={"help": (
+        "The Hub dataset's configuration, e.g. \"mnli\". Only with `dataset`.")})
+    train: str = field(default="train", metadata={"help": (
+        "The training data. With `dataset`: a split name (slices like \"train[:10%]\" "
+        "work). Without: a local csv, tsv, json, jsonl or parquet file, its format taken "
+        "from the extension (tsv: tab-separated, no quoting).")})
+    eval: str = field(default="validation", metadata={"help": (
+        "The evaluation data: a split name with `dataset` (e.g. \"validation_matched\"), "
+        "else a local file like `train`.")})
+    text_columns: list[str] = field(default_factory=lambda: ["sentence"], metadata={"help": (
+        "One column (single text) or two (a sentence pair, e.g. [premise, hypothesis]).")})
+    label_column: str = field(default="label", metadata={"help": (
+        "The column holding the label: an integer id or a class name.")})
+    label_names: list[str] | None = field(default=None, metadata={"help": (
+        "The class names, index = label id. Unset: the names of a ClassLabel feature, "
+        "else the sorted unique training labels.")})
+    max_length: int = field(default=128, metadata={"help": (
+        "Truncation length in tokens. Nothing is padded here: each batch is padded to its "
+        "longest sequence.")})
+    max_train_samples: int | None = field(default=None, metadata={"help": (
+        "Train on a random subset of this many examples, drawn with `seed` (the same "
+        "subset on every run). Unset: all.")})
+    max_eval_samples: int | None = field(default=None, metadata={"help": (
+        "Evaluate on a random subset of this many examples, drawn with `seed`. Unset: "
+        "all.")})
+    seed: int = field(default=42, metadata={"help": (
+        "Seed of the shuffle that draws the max_train_samples / max_eval_samples "
+        "subsets.")})
+    cache_dir: str | None = field(default=None, metadata={"help": (
+        "The `datasets` cache directory. Unset: the library's default.")})
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": (
+        "Transfer-set augmentation of the train split (off by default; distillation "
+        "only, since the variants have no gold labels).")})
 
     def __post_init__(self) -> None:
-        if (self.dataset is None) == (self.train_file is None):
-            raise ConfigError(
-                "data.dataset / data.train_file: give exactly one source, a Hub dataset "
-                "(data.dataset) or local files (data.train_file + data.validation_file)"
-            )
-        if self.dataset is not None:
-            for name in ("train_file", "validation_file"):
-                if getattr(self, name) is not None:
-                    raise ConfigError(f"data.{name}: not used with data.dataset; give one source")
-        else:
-            if self.dataset_config is not None:
-                raise ConfigError("data.dataset_config: only used with data.dataset")
-            if self.validation_file is None:
-                raise ConfigError("data.validation_file: required with data.train_file")
-            for name in ("train_file", "validation_file"):
-                path = getattr(self, name)
-                if _file_format(path) not in _FORMATS:
-                    raise ConfigError(
-                        f"data.{name}: cannot tell the format of {path!r} from its extension;"
-                        f" use one of {sorted(_FORMATS)}"
-                    )
+        self._check_source()
         if isinstance(self.text_columns, str):
             self.text_columns = [self.text_columns]
         if not 1 <= len(self.text_columns) <= 2:
@@ -148,8 +129,8 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"data.{name}: expected an integer, got {value!r}")
-            _positive(f"data.{name}", value)
-        _positive("data.shuffle_seed", self.shuffle_seed, allow_zero=True)
+            check_number(f"data.{name}", value)
+        check_number("data.seed", self.seed, allow_minimum=True)
         if isinstance(self.augment, Mapping):
             self.augment = from_dict(AugmentConfig, self.augment, "data.augment")
         elif not isinstance(self.augment, AugmentConfig):
@@ -157,12 +138,44 @@ class DataConfig:
             raise ConfigError(f"data.augment: expected a mapping with keys {keys}, got "
                               f"{self.augment!r}")
 
+    def _check_source(self) -> None:
+        """``train`` and ``eval`` are split names with ``dataset``, else local data files."""
+        for key in ("train", "eval"):
+            value = getattr(self, key)
+            if not isinstance(value, str):
+                raise ConfigError(f"data.{key}: expected a split name or a file path, got "
+                                  f"{value!r}")
+        if self.dataset is not None:
+            for key in ("train", "eval"):
+                value = getattr(self, key)
+                if _file_format(value) in _FORMATS:
+                    raise ConfigError(
+                        f"data.{key}: {value!r} looks like a local file, but with "
+                        "data.dataset set it is a split name; unset data.dataset to read "
+                        "local files"
+                    )
+            return
+        if self.dataset_config is not None:
+            raise ConfigError("data.dataset_config: only used with data.dataset")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key in ("train", "eval"):
+            value = getattr(self, key)
+            if value == defaults[key]:
+                raise ConfigError(
+                    f"data.{key}: without data.dataset, data.train and data.eval are local "
+                    f"files ({', '.join(sorted(_FORMATS))}), got the split name {value!r}; "
+                    "set data.dataset to read a Hub dataset"
+                )
+            if _file_format(value) not in _FORMATS:
+                raise ConfigError(f"data.{key}: cannot tell the format of {value!r} from its "
+                                  f"extension; use one of {sorted(_FORMATS)}")
+
     @property
     def source_name(self) -> str:
         """A short name of the data source, for logs and model cards."""
         if self.dataset is not None:
             return self.dataset + (f" ({self.dataset_config})" if self.dataset_config else "")
-        return str(Path(self.train_file).parent.name or self.train_file)
+        return str(Path(self.train).parent.name or self.train)
 
 
 # ------------------------------------------------------------------------------ loading
@@ -188,7 +201,7 @@ def _load_hub_split(cfg: DataConfig, split: str, key: str) -> datasets.Dataset:
     except ConnectionError as err:
         raise ConnectionError(
             f"cannot load Hub dataset {cfg.dataset!r}: {err}. Without internet access, "
-            "point data.train_file / data.validation_file at local copies"
+            "unset data.dataset and point data.train / data.eval at local copies"
         ) from err
 
 
@@ -212,11 +225,11 @@ def load_raw_splits(cfg: DataConfig) -> datasets.DatasetDict:
         FileNotFoundError: a local file is missing.
     """
     if cfg.dataset is not None:
-        train = _load_hub_split(cfg, cfg.train_split, "train_split")
-        evaluation = _load_hub_split(cfg, cfg.eval_split, "eval_split")
+        train = _load_hub_split(cfg, cfg.train, "train")
+        evaluation = _load_hub_split(cfg, cfg.eval, "eval")
     else:
-        train = _load_file(cfg.train_file, "train_file", cfg.cache_dir)
-        evaluation = _load_file(cfg.validation_file, "validation_file", cfg.cache_dir)
+        train = _load_file(cfg.train, "train", cfg.cache_dir)
+        evaluation = _load_file(cfg.eval, "eval", cfg.cache_dir)
     for split_name, split in (("train", train), ("eval", evaluation)):
         for key, columns in (("text_columns", cfg.text_columns),
                              ("label_column", [cfg.label_column])):
@@ -227,8 +240,8 @@ def load_raw_splits(cfg: DataConfig) -> datasets.DatasetDict:
                     f"its columns are {split.column_names}"
                 )
     return datasets.DatasetDict({
-        "train": _subset(train, cfg.max_train_samples, cfg.shuffle_seed),
-        "eval": _subset(evaluation, cfg.max_eval_samples, cfg.shuffle_seed),
+        "train": _subset(train, cfg.max_train_samples, cfg.seed),
+        "eval": _subset(evaluation, cfg.max_eval_samples, cfg.seed),
     })
 
 
@@ -312,8 +325,7 @@ def tokenize_splits(raw: datasets.DatasetDict, tokenizer: Any,
     Returns:
         ``DatasetDict`` with the same splits, each holding only ``input_ids``,
         ``attention_mask`` (``token_type_ids`` when the tokenizer gives them) as
-        variable-length int lists, ``labels`` (``ClassLabel`` with the label names)
-        and ``idx`` (the row index in that split, 0..n-1).
+        variable-length int lists, and ``labels`` (``ClassLabel`` with the label names).
 
     Raises:
         ValueError: a label value is not one of the label names (or out of range).
@@ -323,17 +335,16 @@ def tokenize_splits(raw: datasets.DatasetDict, tokenizer: Any,
     for split_name, split in raw.items():
         to_id = _label_mapper(split.features[cfg.label_column], label_names, cfg.label_column)
 
-        def encode(batch: dict[str, list], indices: list[int], to_id=to_id) -> dict[str, list]:
+        def encode(batch: dict[str, list], to_id=to_id) -> dict[str, list]:
             # A missing text is an empty text; the tokenizer would reject None.
             texts = [["" if t is None else str(t) for t in batch[c]] for c in cfg.text_columns]
             encoded = tokenizer(*texts, truncation=True, max_length=cfg.max_length)
             result = {key: encoded[key] for key in ("input_ids", "attention_mask",
                                                     "token_type_ids") if key in encoded}
             result["labels"] = [to_id(v) for v in batch[cfg.label_column]]
-            result["idx"] = list(indices)
             return result
 
-        tokenized = split.map(encode, batched=True, with_indices=True,
+        tokenized = split.map(encode, batched=True,
                               remove_columns=split.column_names,
                               desc=f"Tokenizing {split_name}")
         out[split_name] = tokenized.cast_column("labels", datasets.ClassLabel(names=label_names))
@@ -344,39 +355,50 @@ def tokenize_splits(raw: datasets.DatasetDict, tokenizer: Any,
 
 
 def default_sst2_dir() -> Path | None:
-    """The GLUE SST-2 copy shipped beside the repo, or ``None`` when there is none.
+    """The local GLUE SST-2 copy that ``$TEXTDISTILL_SST2_DIR`` names; ``None`` when unset.
 
-    Looks at ``$TEXTDISTILL_SST2_DIR``, then ``<repo root>/../shared/data/sst2``; a
-    directory counts when it holds ``train.tsv`` and ``validation.tsv``.
+    The library never guesses a location from its own install or checkout: a script that
+    knows where its data lives passes the directory to :func:`sst2_data_config`.
+
+    Raises:
+        FileNotFoundError: the variable names a directory without ``train.tsv`` and
+            ``validation.tsv``.
     """
-    candidates = []
-    if os.environ.get("TEXTDISTILL_SST2_DIR"):
-        candidates.append(Path(os.environ["TEXTDISTILL_SST2_DIR"]).expanduser())
-    candidates.append(_REPO_ROOT.parent / "shared" / "data" / "sst2")
-    for directory in candidates:
-        if (directory / "train.tsv").is_file() and (directory / "validation.tsv").is_file():
-            return directory
-    return None
+    value = os.environ.get(SST2_DIR_ENV)
+    if not value:
+        return None
+    return _checked_sst2_dir(Path(value).expanduser(), f"${SST2_DIR_ENV}")
 
 
-_SOURCE_KEYS = ("dataset", "dataset_config", "train_file", "validation_file")
+def _checked_sst2_dir(directory: Path, origin: str) -> Path:
+    missing = [name for name in SST2_FILES if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{origin}: {directory} is not a GLUE SST-2 copy: it lacks "
+                                f"{', '.join(missing)}")
+    return directory
 
 
-def sst2_data_config(**overrides: Any) -> DataConfig:
-    """A :class:`DataConfig` for GLUE SST-2: the local copy when there is one, else the Hub.
+def sst2_data_config(directory: str | os.PathLike[str] | None = None,
+                     **overrides: Any) -> DataConfig:
+    """A :class:`DataConfig` for GLUE SST-2.
 
-    ``overrides`` replace any field; giving ``dataset`` or ``train_file`` replaces the
-    source as a whole.
+    The source is the local copy in ``directory`` when given, else the one
+    ``$TEXTDISTILL_SST2_DIR`` names, else the Hub dataset ``stanfordnlp/sst2``.
+    ``overrides`` replace any other field (``max_train_samples``, ``max_length``, ...).
+
+    Raises:
+        FileNotFoundError: the chosen directory lacks ``train.tsv`` or ``validation.tsv``.
     """
-    local = default_sst2_dir()
+    if directory is not None:
+        local: Path | None = _checked_sst2_dir(Path(directory).expanduser(), "SST-2 directory")
+    else:
+        local = default_sst2_dir()
     if local is not None:
-        values: dict[str, Any] = {"train_file": str(local / "train.tsv"),
-                                  "validation_file": str(local / "validation.tsv")}
+        values: dict[str, Any] = {"train": str(local / "train.tsv"),
+                                  "eval": str(local / "validation.tsv")}
     else:
         values = {"dataset": SST2_HUB_DATASET}
     values.update(text_columns=["sentence"], label_column="label",
                   label_names=list(SST2_LABEL_NAMES))
-    if "dataset" in overrides or "train_file" in overrides:
-        values = {k: v for k, v in values.items() if k not in _SOURCE_KEYS}
     values.update(overrides)
     return DataConfig(**values)

@@ -14,13 +14,11 @@ of each block; hidden states include the embeddings).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..config import FEATURES, PROJECTION_INITS, PROJECTIONS, Match
+from ..config import DEFAULT_FEATURE_LOSS, FEATURES, PRESETS, PROJECTION_INITS, PROJECTIONS, Match
 from ..errors import ConfigError
-
-PRESETS = ("uniform", "last", "skip")
 
 
 def _is_int(value: Any) -> bool:
@@ -166,9 +164,7 @@ def matches_from_mapping(
     num_student_layers: int,
     num_teacher_layers: int,
     *,
-    features: Iterable[str] = ("hidden", "attention"),
-    hidden_loss: str = "hidden_mse",
-    attention_loss: str = "attention_mse",
+    losses: Mapping[str, str] = DEFAULT_FEATURE_LOSS,
     projection: str | None = None,
     projection_init: str = "xavier",
     every: int | None = None,
@@ -183,19 +179,17 @@ def matches_from_mapping(
 
     Args:
         mapping / num_student_layers / num_teacher_layers / every: see :func:`layer_pairs`.
-        features: which of ``"hidden"`` and ``"attention"`` to emit.
-        hidden_loss / attention_loss: the registered loss of each kind of match.
-        projection / projection_init: set on hidden matches only. ``None`` leaves the
-            choice to :func:`~textdistill.models.projections.build_projections`, which
-            adds one when the widths differ.
+        losses: feature (``"hidden"``, ``"attention"``) -> registered loss; only the
+            features named here get matches.
+        projection / projection_init: set on hidden matches only (see
+            :attr:`~textdistill.config.Match.projection`).
         teacher_index: the teacher these matches read from.
         weight: the weight of every match.
 
     Raises:
         ConfigError: a bad mapping (see :func:`layer_pairs`) or an unknown feature.
     """
-    features = tuple(features)
-    for feature in features:
+    for feature in losses:
         if feature not in FEATURES:
             raise ConfigError(
                 f"features: {feature!r} is not valid; choose from {list(FEATURES)}"
@@ -212,12 +206,12 @@ def matches_from_mapping(
     matches: list[Match] = []
     for student, teacher in layer_pairs(mapping, num_student_layers, num_teacher_layers,
                                         every=every):
-        if "hidden" in features:
-            matches.append(Match("hidden", student, teacher, loss=hidden_loss, weight=weight,
-                                 projection=projection, projection_init=projection_init,
-                                 teacher_index=teacher_index))
-        if "attention" in features and student >= 1 and teacher >= 1:
-            matches.append(Match("attention", student, teacher, loss=attention_loss,
+        if "hidden" in losses:
+            matches.append(Match("hidden", student, teacher, loss=losses["hidden"],
+                                 weight=weight, projection=projection,
+                                 projection_init=projection_init, teacher_index=teacher_index))
+        if "attention" in losses and student >= 1 and teacher >= 1:
+            matches.append(Match("attention", student, teacher, loss=losses["attention"],
                                  weight=weight, teacher_index=teacher_index))
     return matches
 

@@ -101,30 +101,24 @@ def build_projections(
     matches: Sequence[Match],
     student_hidden_size: int,
     teacher_hidden_sizes: Sequence[int],
-    *,
-    default_kind: str = "linear",
 ) -> torch.nn.ModuleDict:
     """The projections ``matches`` need, keyed by ``match.name``.
 
     A ``hidden`` match gets one when ``match.projection`` is set (that kind, with
     ``match.projection_init``), or, when it is ``None``, when the student's width differs
     from teacher ``match.teacher_index``'s and the loss compares equal widths (anything
-    outside :data:`CROSS_WIDTH_LOSSES`); the latter gets ``default_kind``. Attention maps
+    outside :data:`CROSS_WIDTH_LOSSES`); the latter gets a ``linear`` one. Attention maps
     are ``(B, heads, T, T)`` whatever the width, so attention matches never get one.
 
     Args:
         matches: the resolved matches.
         student_hidden_size: the student's hidden width.
         teacher_hidden_sizes: one hidden width per teacher.
-        default_kind: the kind added automatically for differing widths.
 
     Raises:
-        ConfigError: an unknown ``default_kind``, a match naming a teacher that does not
-            exist, or two matches with the same name asking for different projections.
+        ConfigError: a match naming a teacher that does not exist, or two matches with
+            the same name asking for different projections.
     """
-    if default_kind not in PROJECTIONS:
-        raise ConfigError(f"projection: {default_kind!r} is not valid; choose one of "
-                          f"{list(PROJECTIONS)}")
     teacher_hidden_sizes = list(teacher_hidden_sizes)
     projections = torch.nn.ModuleDict()
     for match in matches:
@@ -139,15 +133,14 @@ def build_projections(
         if match.projection is not None:
             kind = match.projection
         elif student_hidden_size != teacher_width and match.loss not in CROSS_WIDTH_LOSSES:
-            kind = default_kind
+            kind = "linear"
         else:
             continue
         projection = Projection(student_hidden_size, teacher_width, kind=kind,
                                 init=match.projection_init)
         existing = projections[match.name] if match.name in projections else None
         if existing is not None:
-            # Matches that share layers (e.g. two losses on one pair) share one module,
-            # since the objective looks projections up by name.
+            # A match listed twice asks for one module.
             if existing.spec() != projection.spec():
                 raise ConfigError(
                     f"match {match.name}: conflicting projections {existing.spec()} and "

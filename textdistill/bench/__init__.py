@@ -1,0 +1,17 @@
+"""The benchmarks behind ``make bench`` and ``make bench-studies`` (``scripts/bench*.py``).
+
+Not part of the library's runtime path: nothing in ``textdistill`` imports this package.
+One idea per module:
+
+* :mod:`.recipes`: every recipe the benchmarks train (the only module that writes or
+  reads recipe keys);
+* :mod:`.sweep`: rows run through :func:`textdistill.runner.run_recipe`, each reused
+  while its resolved recipe and its teacher are unchanged;
+* :mod:`.plan`: the SST-2 benchmark's rows A-E;
+* :mod:`.fidelity`: each row's agreement with the teacher;
+* :mod:`.latency`: CPU latency of the architectures;
+* :mod:`.collect`: the results JSON (``docs/benchmarks/results.json``) from saved rows;
+* :mod:`.report`, :mod:`.findings`, :mod:`.plots`: the page, from that JSON alone;
+* :mod:`.studies`, :mod:`.studies_report`: the two studies and their page;
+* :mod:`.engine`, :mod:`.engine_report`: engine against hand loop, and its page.
+"""

@@ -1,0 +1,133 @@
+"""The distillation plan: a config checked against the models it will train.
+
+:func:`plan` is the one place where a :class:`~textdistill.config.DistillationConfig`
+meets real models. It expands a preset into matches, checks every match's layers,
+teacher and loss, the teacher weights and the label counts, builds the projections the
+widths call for, and notes where attention maps are head-averaged. Everything it rejects
+is a :class:`~textdistill.errors.ConfigError` naming the recipe key, raised before any
+training starts. The :class:`~textdistill.distiller.Distiller`, ``textdistill check`` and
+evaluation all go through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import DistillationConfig, Match, MatchPreset
+from .errors import ConfigError
+from .losses import available_losses
+from .models.adaptors import ModelDims, model_dims
+from .models.mapping import matches_from_mapping
+from .models.projections import build_projections
+
+
+@dataclass
+class Plan:
+    """What a run will match and train besides the student.
+
+    Attributes:
+        matches: the resolved matches, presets expanded; each ``match.name`` is unique.
+        projections: ``match.name -> Projection`` for the hidden matches that need one.
+        notes: things worth telling the user (head-averaged attention maps).
+    """
+
+    matches: list[Match] = field(default_factory=list)
+    projections: torch.nn.ModuleDict = field(default_factory=torch.nn.ModuleDict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _dims(model: torch.nn.Module, who: str) -> ModelDims:
+    try:
+        return model_dims(model)
+    except ValueError as err:
+        raise ConfigError(f"{who}: {err}") from None
+
+
+def _check_losses(config: DistillationConfig, matches: list[tuple[str, Match]]) -> None:
+    valid = available_losses()
+    named = [("distill.logit_loss", config.logit_loss)]
+    named += [(f"{key}.loss", match.loss) for key, match in matches]
+    for key, name in named:
+        if name is not None and name not in valid:
+            raise ConfigError(f"{key}: {name!r} is not a registered loss; choose one of {valid}")
+
+
+def _expand(config: DistillationConfig, student: ModelDims,
+            teachers: list[ModelDims]) -> list[tuple[str, Match]]:
+    """``(recipe key, match)`` for every match, a preset expanded against teacher 0."""
+    if isinstance(config.matches, MatchPreset):
+        preset = config.matches
+        try:
+            matches = matches_from_mapping(
+                preset.preset, student.num_layers, teachers[0].num_layers,
+                losses=preset.losses, projection=preset.projection, every=preset.every)
+        except ConfigError as err:
+            raise ConfigError(f"distill.matches: {err}") from None
+        return [(f"distill.matches ({preset.preset})", m) for m in matches]
+    return [(f"distill.matches[{i}]", m) for i, m in enumerate(config.matches)]
+
+
+def _check_match(key: str, match: Match, student: ModelDims,
+                 teachers: list[ModelDims]) -> None:
+    if match.teacher_index >= len(teachers):
+        raise ConfigError(f"{key}.teacher_index: {match.teacher_index} but there are "
+                          f"{len(teachers)} teacher(s) (valid: 0..{len(teachers) - 1})")
+    first = 1 if match.feature == "attention" else 0
+    teacher = teachers[match.teacher_index]
+    for side, layer, dims in (("student", match.student_layer, student),
+                              ("teacher", match.teacher_layer, teacher)):
+        if layer > dims.num_layers:
+            raise ConfigError(f"{key}.{side}_layer: {layer} but the {side} has "
+                              f"{dims.num_layers} layers (valid: {first}..{dims.num_layers})")
+
+
+def plan(config: DistillationConfig | None, student: torch.nn.Module,
+         teachers: Sequence[torch.nn.Module] = ()) -> Plan:
+    """Check ``config`` against ``student`` and ``teachers``; resolve matches and projections.
+
+    Without teachers (fine-tuning) the plan is empty and ``config`` is not consulted.
+
+    Raises:
+        ConfigError: naming the recipe key, for a match on a layer or teacher the models
+            lack, a repeated match, an unregistered loss, a teacher-weight count that
+            differs from the teacher count, or teachers whose label counts differ from the
+            student's.
+    """
+    teachers = list(teachers)
+    if not teachers or config is None:
+        return Plan()
+    student_dims = _dims(student, "the student")
+    teacher_dims = [_dims(t, f"teacher {i}") for i, t in enumerate(teachers)]
+    if config.teacher_weights is not None and len(config.teacher_weights) != len(teachers):
+        raise ConfigError(f"distill.teacher_weights: {len(config.teacher_weights)} weight(s) "
+                          f"for {len(teachers)} teacher(s)")
+    for i, dims in enumerate(teacher_dims):
+        if dims.num_labels != student_dims.num_labels:
+            raise ConfigError(f"teacher.model: teacher {i} has {dims.num_labels} labels, the "
+                              f"student {student_dims.num_labels}; they must agree")
+
+    keyed = _expand(config, student_dims, teacher_dims)
+    _check_losses(config, keyed)
+    seen: dict[str, str] = {}
+    notes = []
+    for key, match in keyed:
+        _check_match(key, match, student_dims, teacher_dims)
+        if match.name in seen:
+            raise ConfigError(f"{key}: repeats {seen[match.name]} (same feature, layers, "
+                              "teacher and loss)")
+        seen[match.name] = key
+        heads = teacher_dims[match.teacher_index].num_heads
+        if match.feature == "attention" and heads != student_dims.num_heads:
+            notes.append(f"{key}: the student has {student_dims.num_heads} attention heads and "
+                         f"teacher {match.teacher_index} {heads}; {match.loss} compares their "
+                         "head-averaged maps")
+    matches = [match for _, match in keyed]
+    projections = build_projections(matches, student_dims.hidden_size,
+                                    [d.hidden_size for d in teacher_dims])
+    return Plan(matches=matches, projections=projections, notes=list(dict.fromkeys(notes)))
+
+
+__all__ = ["Plan", "plan"]
