@@ -38,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", action="store_true",
                         help="train nothing: render the page from benchmarks/studies.json")
     parser.add_argument("--smoke", action="store_true",
-                        help="a few steps on 200 sentences: checks the script runs")
+                        help="a few steps on 200 sentences, one seed: checks the script runs")
     parser.add_argument("--base-model", default=recipes.MINILM,
                         help=f"the benchmark teacher's base model (default {recipes.MINILM}); "
                              "the smoke test passes a tiny one")
@@ -57,12 +57,13 @@ def run(args: argparse.Namespace) -> dict:
         sys.exit(f"no finished benchmark teacher in {main_sweep.teacher_dir.parent}: "
                  "run `make bench` (scripts/bench.py) first")
     held_teacher = held.sweep.ensure(studies.heldout_teacher_row(held))
+    seeds = studies.SEEDS[:1] if args.smoke else studies.SEEDS
     start = time.perf_counter()
-    for sweep, row in [pair for rows in studies.study_rows(main, held).values()
+    for sweep, row in [pair for rows in studies.study_rows(main, held, seeds).values()
                        for pair in rows]:
         sweep.ensure(row)
     print(f"study rows: {time.perf_counter() - start:.0f} s", flush=True)
-    return studies.collect(main, held, {"benchmark": teacher, "heldout": held_teacher})
+    return studies.collect(main, held, {"benchmark": teacher, "heldout": held_teacher}, seeds)
 
 
 def main(argv: list[str] | None = None) -> int:

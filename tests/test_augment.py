@@ -22,7 +22,7 @@ from textdistill.build import IGNORE_INDEX, build
 from textdistill.cli import main
 from textdistill.config import ConfigError
 from textdistill.data import AugmentConfig, augment_dataset, neighbour_table
-from textdistill.distiller import Distiller
+from textdistill.data.batching import model_inputs
 from textdistill.recipe import apply_overrides, recipe_from_dict
 
 MASK = "[MASK]"
@@ -320,10 +320,10 @@ def test_build_distill_unlabels_augmented_rows(ws):
     assert built.data["eval"]["labels"] == plain.data["eval"]["labels"]
     assert built.data["eval"].features["labels"].names == ["negative", "positive"]
     # The flag never reaches the model, and the teacher-logit cache's key is stable.
-    seen = Distiller._as_dataset(train)
+    seen = model_inputs(train)
     assert set(seen.column_names) <= {"input_ids", "attention_mask", "token_type_ids",
                                       "labels"}
-    again = Distiller._as_dataset(build(_recipe(ws, 2), "distill").data["train"])
+    again = model_inputs(build(_recipe(ws, 2), "distill").data["train"])
     assert again._fingerprint == seen._fingerprint
     assert again["input_ids"] == seen["input_ids"]
 

@@ -343,7 +343,7 @@ def test_bad_input_exits_2_with_one_line(case, ws, tmp_path, capsys):
                                         distill={"matches": [{"feature": "hidden",
                                                               "student_layer": 5,
                                                               "teacher_layer": 1}]})],
-                      "distill.matches: match hidden_s5_t1: layers must be <= 2"),
+                      "distill.matches[0].student_layer: 5 but the student has 2 layers"),
     }[case]
     capsys.readouterr()
     assert main(argv) == 2

@@ -8,6 +8,7 @@ from tiny import tiny_bert, tiny_dataset
 
 from textdistill import DistillationConfig, Distiller, Match, TrainingConfig
 from textdistill.distiller import StepCallback
+from textdistill.errors import ConfigError
 from textdistill.losses import get_loss, register_loss
 
 
@@ -115,7 +116,7 @@ def test_projections_are_trained_checkpointed_and_restored(tmp_path):
     cfg = _train_cfg(tmp_path, max_steps=3, save_steps=3)
     teacher = tiny_bert(num_layers=4, hidden_size=48, num_heads=4, seed=3)
     distiller = Distiller(teacher, tiny_bert(seed=1), distill, cfg)
-    assert list(distiller.projections) == ["hidden_s2_t4"]
+    assert list(distiller.projections) == ["hidden_s2_t4/hidden_mse"]
     initial = {k: v.clone() for k, v in distiller.projections.state_dict().items()}
     distiller.train(tiny_dataset(24))
     trained = distiller.projections.state_dict()
@@ -256,16 +257,18 @@ def test_self_distillation_with_preset_matches_and_early_stopping(tmp_path):
     teacher = tiny_bert(seed=1)
     distiller = Distiller(teacher, tiny_bert(seed=2), distill, cfg)
     assert {m.name for m in distiller.matches} == {
-        "hidden_s0_t0", "hidden_s1_t1", "hidden_s2_t2", "attention_s1_t1", "attention_s2_t2"}
+        "hidden_s0_t0/hidden_mse", "hidden_s1_t1/hidden_mse", "hidden_s2_t2/hidden_mse",
+        "attention_s1_t1/attention_mse", "attention_s2_t2/attention_mse"}
     assert len(distiller.projections) == 0
     history = distiller.train(tiny_dataset(16), tiny_dataset(16, seed=9))
     # lr 1e-6 cannot move accuracy: patience 2 stops after the third eval.
     assert distiller.state.step == 3 and len(history.eval) == 3
-    assert {"loss/hidden_s1_t1", "loss/attention_s2_t2", "loss/kd"} <= set(history.train[0])
+    assert {"loss/hidden_s1_t1/hidden_mse", "loss/attention_s2_t2/attention_mse",
+            "loss/kd"} <= set(history.train[0])
 
 
 def test_unknown_match_layer_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="layers must be"):
+    with pytest.raises(ConfigError, match=r"distill\.matches\[0\]\.student_layer: 3 but"):
         Distiller(tiny_bert(), tiny_bert(), DistillationConfig(matches=[Match("hidden", 3, 1)]),
                   _train_cfg(tmp_path))
 

@@ -117,7 +117,7 @@ def test_matches_from_mapping_options():
                and m.projection_init == "identity" for m in hidden)
     assert all(m.loss == "attention_kl" and m.projection is None for m in attention)
     assert all(m.teacher_index == 1 and m.weight == 0.5 for m in matches)
-    assert matches[-1].name == "attention_s2_t4_t1"
+    assert matches[-1].name == "attention_s2_t4_t1/attention_kl"
 
 
 def test_matches_from_mapping_feature_selection():

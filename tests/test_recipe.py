@@ -17,9 +17,9 @@ from textdistill.recipe import (
     TRAIN_KEYS,
     apply_overrides,
     load_recipe,
-    model_location,
     recipe_from_dict,
 )
+from textdistill.refs import model_location
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

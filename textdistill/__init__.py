@@ -11,8 +11,7 @@ from .errors import ConfigError
 from .history import History
 from .losses import available_losses, get_loss, register_loss
 from .schedules import Schedule
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ConfigError",

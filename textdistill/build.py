@@ -32,7 +32,8 @@ from accelerate.utils import set_seed
 
 from .config import TrainingConfig
 from .errors import ConfigError
-from .recipe import PYTHON_PREFIX, Recipe, model_location
+from .recipe import Recipe
+from .refs import PYTHON_PREFIX, model_location
 
 MODES = ("distill", "finetune")
 # The label of a row without a gold label; hard_ce and dkd's default ignore_index.
@@ -244,6 +245,106 @@ def unlabel_augmented(split, augmented: list[bool]):
 # ------------------------------------------------------------------------------ build
 
 
+def _check_mode(recipe: Recipe, mode: str) -> None:
+    """Refuse a mode the recipe cannot run, before anything slow is loaded."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    augment = recipe.data.augment
+    if mode == "finetune" and augment.enabled:
+        raise ConfigError(
+            f"data.augment.copies: {augment.copies}, but augmented sentences have no gold "
+            "labels: only a teacher can label them. Distil with a teacher (`textdistill "
+            "distill`) or set data.augment.copies=0 to fine-tune")
+    if mode == "distill" and not recipe.teacher_models:
+        raise ConfigError("teacher: `textdistill distill` needs a teacher section "
+                          "(teacher.model); to train on labels alone use `textdistill finetune`")
+
+
+def _load_teachers(recipe: Recipe, mode: str) -> tuple[list[Any], Any]:
+    """The teachers (only the first when fine-tuning) and their shared tokenizer, or
+    ``([], None)`` when the recipe names none."""
+    from .models.student import check_tokenizers_match
+
+    refs = recipe.teacher_models
+    teachers, tokenizers = [], []
+    for i, ref in enumerate(refs if mode == "distill" else refs[:1]):
+        key = "teacher.model" if len(refs) == 1 else f"teacher.model[{i}]"
+        # A from_teacher/config student built for fine-tuning needs the teacher's
+        # architecture only; its head may be untrained.
+        teachers.append(load_classifier(ref, key, require_head=mode == "distill"))
+        tokenizers.append(load_tokenizer(ref, key))
+    for i in range(1, len(tokenizers)):
+        try:
+            check_tokenizers_match(tokenizers[0], tokenizers[i])
+        except ValueError as err:
+            raise ConfigError(f"teacher.model[{i}]: shares no tokenizer with "
+                              f"teacher.model[0]: {err}") from None
+    return teachers, (tokenizers[0] if tokenizers else None)
+
+
+def _load_student_tokenizer(recipe: Recipe, teacher_tokenizer: Any) -> Any:
+    """A ``pretrained`` student's own tokenizer, checked against the teachers'; ``None``
+    for the other kinds, which take the teacher's."""
+    if recipe.student.kind != "pretrained":
+        return None
+    tokenizer = load_tokenizer(recipe.student.pretrained, "student.pretrained")
+    if teacher_tokenizer is not None:
+        from .models.student import check_tokenizers_match
+
+        try:
+            check_tokenizers_match(teacher_tokenizer, tokenizer)
+        except ValueError as err:
+            raise ConfigError(f"student.pretrained: {err}") from None
+    return tokenizer
+
+
+def _load_data_labels(recipe: Recipe, load_data: bool,
+                      notes: list[str]) -> tuple[Any, list[str] | None]:
+    """The raw splits (``None`` without ``load_data``) and the data's class names: inferred
+    from the data, else ``data.label_names``, else ``None`` (with a note)."""
+    if load_data:
+        return _load_data(recipe)
+    data_names = list(recipe.data.label_names) if recipe.data.label_names else None
+    if data_names is None:
+        notes.append("labels not checked: the data is not loaded and data.label_names "
+                     "is not set")
+    return None, data_names
+
+
+def _make_student(recipe: Recipe, teachers: list[Any], label_names: list[str] | None):
+    """The student with the run's class names, its ``max_length`` checked with the
+    teachers'."""
+    # A config student's weights and a pretrained student's new head are random: seeded
+    # here, they follow train.seed instead of whatever ran before in the process.
+    set_seed(recipe.train.seed)
+    student = _build_student(recipe, teachers, label_names)
+    if label_names is not None:
+        _set_labels(student, list(label_names))
+    max_length = recipe.data.max_length
+    for i, teacher in enumerate(teachers):
+        _check_positions(teacher, max_length, "the teacher" if i == 0 else f"teacher {i}")
+    _check_positions(student, max_length, "the student")
+    return student
+
+
+def _prepare_data(recipe: Recipe, raw: Any, tokenizer: Any, teachers: list[Any],
+                  data_names: list[str], remap: dict[int, int] | None,
+                  label_names: list[str], notes: list[str]):
+    """The tokenized splits, the train split augmented (and its new rows unlabelled) when
+    ``data.augment`` asks for it."""
+    from .data.augment import AUGMENTED_COLUMN
+
+    augmented = None
+    if recipe.data.augment.enabled:  # distill mode: _check_mode refused it for finetune
+        raw, note = augment_train(raw, recipe.data, tokenizer, teachers[0])
+        notes.append(note)
+        augmented = list(raw["train"][AUGMENTED_COLUMN])
+    data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names)
+    if augmented is not None:
+        data["train"] = unlabel_augmented(data["train"], augmented)
+    return data
+
+
 def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
     """Load and check everything a ``mode`` run of ``recipe`` needs.
 
@@ -259,64 +360,19 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
         ConfigError: a model, tokenizer or data problem, naming the recipe key.
         FileNotFoundError: a data file is missing.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    augment = recipe.data.augment
-    if mode == "finetune" and augment.enabled:
-        raise ConfigError(
-            f"data.augment.copies: {augment.copies}, but augmented sentences have no gold "
-            "labels: only a teacher can label them. Distil with a teacher (`textdistill "
-            "distill`) or set data.augment.copies=0 to fine-tune")
+    _check_mode(recipe, mode)
     notes: list[str] = []
-    refs = recipe.teacher_models
-    kind = recipe.student.kind
-    if mode == "distill" and not refs:
-        raise ConfigError("teacher: `textdistill distill` needs a teacher section "
-                          "(teacher.model); to train on labels alone use `textdistill finetune`")
-    load_teachers = mode == "distill" or kind in ("from_teacher", "config")
-    if mode == "finetune" and refs and not load_teachers:
+    teachers: list[Any] = []
+    teacher_tokenizer = None
+    if mode == "distill" or recipe.student.kind in ("from_teacher", "config"):
+        teachers, teacher_tokenizer = _load_teachers(recipe, mode)
+    elif recipe.teacher_models:
         notes.append("fine-tuning a pretrained student: the teacher section is not used")
+    # Every tokenizer is checked before the data, whose loading is the slow part.
+    student_tokenizer = _load_student_tokenizer(recipe, teacher_tokenizer)
+    tokenizer = teacher_tokenizer if teacher_tokenizer is not None else student_tokenizer
 
-    # --- teachers and their shared tokenizer
-    teachers, tokenizers = [], []
-    if load_teachers:
-        count = refs if mode == "distill" else refs[:1]
-        for i, ref in enumerate(count):
-            key = "teacher.model" if len(refs) == 1 else f"teacher.model[{i}]"
-            # A from_teacher/config student built for fine-tuning needs the teacher's
-            # architecture only; its head may be untrained.
-            teachers.append(load_classifier(ref, key, require_head=mode == "distill"))
-            tokenizers.append(load_tokenizer(ref, key))
-        for i in range(1, len(tokenizers)):
-            try:
-                from .models.student import check_tokenizers_match
-
-                check_tokenizers_match(tokenizers[0], tokenizers[i])
-            except ValueError as err:
-                raise ConfigError(f"teacher.model[{i}]: shares no tokenizer with "
-                                  f"teacher.model[0]: {err}") from None
-
-    # --- a pretrained student's tokenizer: checked before the data is loaded
-    student_tokenizer = None
-    if kind == "pretrained":
-        student_tokenizer = load_tokenizer(recipe.student.pretrained, "student.pretrained")
-        if tokenizers:
-            from .models.student import check_tokenizers_match
-
-            try:
-                check_tokenizers_match(tokenizers[0], student_tokenizer)
-            except ValueError as err:
-                raise ConfigError(f"student.pretrained: {err}") from None
-
-    # --- the data's classes, checked against the teachers'
-    raw = None
-    if load_data:
-        raw, data_names = _load_data(recipe)
-    else:
-        data_names = list(recipe.data.label_names) if recipe.data.label_names else None
-        if data_names is None:
-            notes.append("labels not checked: the data is not loaded and data.label_names "
-                         "is not set")
+    raw, data_names = _load_data_labels(recipe, load_data, notes)
     label_names, remap = data_names, None
     if data_names is not None and teachers and mode == "distill":
         label_names, remap = _check_teacher_labels(recipe, teachers, data_names)
@@ -324,32 +380,11 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
             notes.append(f"data labels renumbered to the teacher's ids: {data_names} -> "
                          f"{label_names}")
 
-    # --- the student
-    # A config student's weights and a pretrained student's new head are random: seeded
-    # here, they follow train.seed instead of whatever ran before in the process.
-    set_seed(recipe.train.seed)
-    student = _build_student(recipe, teachers, label_names)
-    tokenizer = tokenizers[0] if tokenizers else student_tokenizer
-    if label_names is not None:
-        _set_labels(student, list(label_names))
-
-    max_length = recipe.data.max_length
-    for i, teacher in enumerate(teachers):
-        _check_positions(teacher, max_length, "the teacher" if i == 0 else f"teacher {i}")
-    _check_positions(student, max_length, "the student")
-
+    student = _make_student(recipe, teachers, label_names)
     data = None
     if raw is not None:
-        from .data.augment import AUGMENTED_COLUMN
-
-        augmented = None
-        if augment.enabled:  # distill mode: finetune refused it above
-            raw, note = augment_train(raw, recipe.data, tokenizer, teachers[0])
-            notes.append(note)
-            augmented = list(raw["train"][AUGMENTED_COLUMN])
-        data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names)
-        if augmented is not None:
-            data["train"] = unlabel_augmented(data["train"], augmented)
+        data = _prepare_data(recipe, raw, tokenizer, teachers, data_names, remap, label_names,
+                             notes)
     return Built(recipe=recipe, mode=mode, teachers=teachers if mode == "distill" else [],
                  student=student, tokenizer=tokenizer, data=data, label_names=label_names,
                  label_remap=remap, notes=notes)

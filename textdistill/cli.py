@@ -246,22 +246,16 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
                         help="override one recipe key, e.g. train.lr=3e-5 (repeatable)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``textdistill`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog=PROG, formatter_class=_Formatter,
-        description="Distil fine-tuned transformer text classifiers into smaller students.",
-        epilog="examples:\n"
-               "  textdistill finetune recipes/quickstart-teacher.yaml\n"
-               "  textdistill distill recipes/quickstart-distill.yaml --set train.epochs=2\n"
-               "  textdistill evaluate runs/quickstart/student/best --data sst2\n"
-               "  textdistill export runs/quickstart/student runs/quickstart/hub\n\n"
-               "Run `textdistill VERB --help` for each verb's options.")
-    parser.add_argument("--debug", action="store_true", default=False,
-                        help="show full tracebacks for bad input too")
-    verbs = parser.add_subparsers(dest="command", metavar="VERB")
-    verbs.required = True
+def _add_train_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments finetune and distill share."""
+    _add_recipe_args(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in output.dir")
+    _add_common(parser)
+    parser.set_defaults(func=cmd_train)
 
+
+def _add_finetune(verbs: argparse._SubParsersAction) -> None:
     finetune = verbs.add_parser(
         "finetune", formatter_class=_Formatter, help="train the recipe's student on labels",
         description="Supervised fine-tuning of the recipe's student section on the labels "
@@ -276,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                "--set data.max_train_samples=2000 --set output.dir=runs/small\n"
                "  textdistill finetune recipes/quickstart-teacher.yaml --resume\n\n"
                + _EPILOG_RECIPE)
+    _add_train_args(finetune)
+
+
+def _add_distill(verbs: argparse._SubParsersAction) -> None:
     distill = verbs.add_parser(
         "distill", formatter_class=_Formatter, help="distil the teacher(s) into the student",
         description="Distil the recipe's teacher (or teachers) into its student: logit KD, "
@@ -289,13 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
                "--set distill.temperature=4 --set train.precision=bf16\n"
                "  textdistill distill recipes/quickstart-distill.yaml --resume\n\n"
                + _EPILOG_RECIPE)
-    for sub in (finetune, distill):
-        _add_recipe_args(sub)
-        sub.add_argument("--resume", action="store_true",
-                         help="continue from the newest checkpoint in output.dir")
-        _add_common(sub)
-        sub.set_defaults(func=cmd_train)
+    _add_train_args(distill)
 
+
+def _add_evaluate(verbs: argparse._SubParsersAction) -> None:
     evaluate = verbs.add_parser(
         "evaluate", formatter_class=_Formatter, help="score a model on an eval split",
         description="Accuracy, F1 and MCC of a classifier on an eval split, its parameter "
@@ -332,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def _add_check(verbs: argparse._SubParsersAction) -> None:
     check = verbs.add_parser(
         "check", formatter_class=_Formatter, help="validate a recipe; train nothing",
         description="Validate a recipe and build its models without training or loading "
@@ -349,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
     check.set_defaults(func=cmd_check)
 
+
+def _add_export(verbs: argparse._SubParsersAction) -> None:
     export = verbs.add_parser(
         "export", formatter_class=_Formatter, help="write a run's best student as a Hub model",
         description="Export RUN_DIR/best as a Hub-format model directory (config.json, "
@@ -369,6 +368,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--private", action="store_true", help="create the Hub repo private")
     _add_common(export)
     export.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``textdistill`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Distil fine-tuned transformer text classifiers into smaller students.",
+        epilog="examples:\n"
+               "  textdistill finetune recipes/quickstart-teacher.yaml\n"
+               "  textdistill distill recipes/quickstart-distill.yaml --set train.epochs=2\n"
+               "  textdistill evaluate runs/quickstart/student/best --data sst2\n"
+               "  textdistill export runs/quickstart/student runs/quickstart/hub\n\n"
+               "Run `textdistill VERB --help` for each verb's options.")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show full tracebacks for bad input too")
+    verbs = parser.add_subparsers(dest="command", metavar="VERB")
+    verbs.required = True
+    # The order here is the order `textdistill --help` lists the verbs in.
+    for add_verb in (_add_finetune, _add_distill, _add_evaluate, _add_check, _add_export):
+        add_verb(verbs)
     return parser
 
 

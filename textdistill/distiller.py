@@ -14,27 +14,25 @@ which makes resume exact and keeps global batches identical across process count
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from .config import DistillationConfig, TrainingConfig, to_dict
-from .data.batching import BatchPlan, pad_batch
-from .history import History
+from .accelerator import make_accelerator, make_optimizer, total_steps, tracker_config
+from .checkpoints import checkpoint_to_resume, save_best, save_checkpoint
+from .config import DistillationConfig, TrainingConfig
+from .data.batching import BatchPlan, model_inputs, pad_batch
+from .history import History, LossWindow
 from .inference import run_inference
 from .metrics import compute_classification_metrics, greater_is_better
 from .models.adaptors import (
@@ -45,89 +43,21 @@ from .models.adaptors import (
 )
 from .objective import Objective
 from .plan import plan
-from .run_dir import RunDir, staging_path
+from .run_dir import RunDir
+from .state import StepCallback, TrainState
 from .teacher_cache import TeacherLogitCache, data_fingerprint, teacher_fingerprint
-
-MODEL_INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 
 
 @dataclass
-class TrainState:
-    """Where training stands; checkpointed with the rest of the state.
+class _Run:
+    """What one call of :meth:`Distiller.train` steps through."""
 
-    ``step`` counts optimizer steps; the data position follows from it and the batch
-    plan (epoch = step // steps_per_epoch), so it is all a resume needs.
-    """
-
-    step: int = 0
-    best_metric: float | None = None
-    best_step: int | None = None
-    evals_without_improvement: int = 0
-    history: dict = field(default_factory=dict)
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "best_metric": self.best_metric, "best_step": self.best_step,
-                "evals_without_improvement": self.evals_without_improvement,
-                "history": json.dumps(self.history)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-        self.best_metric = state["best_metric"]
-        self.best_step = state["best_step"]
-        self.evals_without_improvement = int(state["evals_without_improvement"])
-        self.history = json.loads(state["history"])
-
-
-class StepCallback:
-    """Hook into the loop. Return ``True`` from :meth:`on_step_end` to stop training
-    (after that step's logging, evaluation and checkpoint)."""
-
-    def on_step_end(self, distiller: Distiller, state: TrainState) -> bool:
-        return False
-
-
-def _multi_process_cpu() -> bool:
-    """Whether this is a multi-process launch on a machine without a GPU.
-
-    Accelerate picks the gloo (MULTI_CPU) backend only when told ``cpu=True``; without
-    it, ``torchrun --nproc_per_node 2`` on CPU silently gives N independent
-    single-process runs.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    return world_size > 1 and not torch.cuda.is_available()
-
-
-def make_adamw(param_groups: list[dict], lr: float) -> torch.optim.AdamW:
-    """AdamW with the fused kernel where the device has one.
-
-    The default (single-tensor) AdamW on CPU spends about 1.7 s per step on a 17M-parameter
-    student, more than its forward and backward together; the fused kernel does the same
-    update (equal to ~1e-7) about 8x faster, on CPU as on GPU.
-    """
-    try:
-        return torch.optim.AdamW(param_groups, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(param_groups, lr=lr)
-
-
-def _make_accelerator(cfg: TrainingConfig) -> Accelerator:
-    """An Accelerator for ``cfg``.
-
-    Accelerate keeps one process-wide state and refuses a second Accelerator with another
-    ``mixed_precision`` ("restart your runtime"). In a single process nothing depends on
-    the old state, so a notebook that switches precision between runs gets a fresh one.
-    """
-    shared = AcceleratorState._shared_state
-    if shared and shared.get("_mixed_precision") != cfg.precision and \
-            shared.get("distributed_type") in (None, DistributedType.NO):
-        AcceleratorState._reset_state()
-    return Accelerator(
-        cpu=_multi_process_cpu(),
-        mixed_precision=cfg.precision,
-        log_with=cfg.report_to or None,
-        project_config=ProjectConfiguration(
-            project_dir=cfg.output_dir, logging_dir=str(RunDir(cfg.output_dir).logs)),
-    )
+    batches: BatchPlan
+    steps_per_epoch: int
+    total_steps: int
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
 
 
 def _as_list(teacher) -> list[torch.nn.Module]:
@@ -197,30 +127,11 @@ class Distiller:
                 ensure_eager_attention(t)
 
         cfg = self.training_config
-        self.accelerator = accelerator or _make_accelerator(cfg)
+        self.accelerator = accelerator or make_accelerator(cfg)
         self.state = TrainState()
         self.history = History(metric_for_best=cfg.metric_for_best)
         self._registered = False
         self._cache: TeacherLogitCache | None = None
-
-    # ----------------------------------------------------------------- configuration
-
-    # ----------------------------------------------------------------------- data
-
-    @staticmethod
-    def _as_dataset(data):
-        """A ``datasets.Dataset`` holding only the columns the loop uses."""
-        import datasets
-
-        if not isinstance(data, datasets.Dataset):
-            data = datasets.Dataset.from_list(list(data))
-        if "labels" not in data.column_names and "label" in data.column_names:
-            data = data.rename_column("label", "labels")
-        if "input_ids" not in data.column_names:
-            raise ValueError("training data must be tokenized: it has no 'input_ids' column "
-                             f"(columns: {data.column_names})")
-        extra = [c for c in data.column_names if c not in MODEL_INPUT_COLUMNS]
-        return data.remove_columns(extra) if extra else data
 
     @property
     def pad_token_id(self) -> int:
@@ -289,29 +200,6 @@ class Distiller:
             progress_bar=cfg.progress_bar,
         )
 
-    # ---------------------------------------------------------------- optimisation
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.training_config
-        decay, no_decay = [], []
-        for param in self.student.parameters():
-            if param.requires_grad:
-                # Biases and LayerNorm weights (1-D) are not decayed.
-                (decay if param.ndim >= 2 else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        projection_params = list(self.projections.parameters())
-        if projection_params:
-            groups.append({"params": projection_params, "weight_decay": cfg.weight_decay,
-                           "lr": cfg.projection_lr or cfg.lr})
-        return make_adamw(groups, lr=cfg.lr)
-
-    def _total_steps(self, steps_per_epoch: int) -> int:
-        cfg = self.training_config
-        if cfg.max_steps is not None:
-            return cfg.max_steps
-        return max(1, math.ceil(cfg.epochs * steps_per_epoch))
-
     # ----------------------------------------------------------------- checkpoints
 
     @property
@@ -328,56 +216,24 @@ class Distiller:
         return self.run_dir.saved_checkpoints()
 
     def _save_checkpoint(self) -> Path:
-        acc = self.accelerator
         self.state.history = self.history.to_dict()
-        path = self.run_dir.checkpoint(self.state.step)
-        tmp = staging_path(path)
-        if acc.is_main_process and tmp.exists():
-            shutil.rmtree(tmp)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            # A crash while saving leaves only a .tmp folder, never a half checkpoint.
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-            limit = self.training_config.save_total_limit
-            if limit:
-                for old in self.checkpoints()[:-limit]:
-                    shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
-        return path
+        return save_checkpoint(self.accelerator, self.run_dir, self.state.step,
+                               self.training_config.save_total_limit)
 
     def _load_checkpoint(self, resume: bool | str) -> Path | None:
-        if resume is True:
-            found = self.checkpoints()
-            if not found:
-                self.accelerator.print(f"no checkpoint in {self.checkpoint_dir}; starting fresh")
-                return None
-            path = found[-1]
-        else:
-            path = Path(resume)
-            if not path.is_dir():
-                raise FileNotFoundError(f"checkpoint {path} does not exist")
+        path = checkpoint_to_resume(self.run_dir, resume)
+        if path is None:
+            self.accelerator.print(f"no checkpoint in {self.checkpoint_dir}; starting fresh")
+            return None
         self.accelerator.load_state(str(path))
         self.history = History.from_dict(self.state.history) if self.state.history \
             else self.history
         return path
 
     def _save_best(self) -> None:
-        acc = self.accelerator
-        if not acc.is_main_process:
-            return
-        best, tmp = self.run_dir.best, self.run_dir.best_staging
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        acc.unwrap_model(self.student).save_pretrained(tmp)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(tmp)
-        if best.exists():
-            shutil.rmtree(best)
-        tmp.rename(best)
+        if self.accelerator.is_main_process:
+            save_best(self.accelerator.unwrap_model(self.student), self.tokenizer,
+                      self.run_dir)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -389,7 +245,7 @@ class Distiller:
             ``{"logits": (N, C) float32, "labels": (N,) long or None}`` in data order.
         """
         model = model if model is not None else self.student
-        dataset = self._as_dataset(data)
+        dataset = model_inputs(data)
         was_training = model.training
         model.eval()
         try:
@@ -431,117 +287,27 @@ class Distiller:
                 ``<output_dir>/checkpoints``, or a checkpoint path.
             callbacks: :class:`StepCallback` objects.
         """
-        acc = self.accelerator
-        cfg = self.training_config
-        callbacks = list(callbacks)
+        acc, cfg = self.accelerator, self.training_config
         set_seed(cfg.seed)
         start_time = time.perf_counter()
-
-        train_ds = self._as_dataset(train_data)
-        eval_ds = self._as_dataset(eval_data) if eval_data is not None else None
-        lengths = tuple(len(ids) for ids in train_ds["input_ids"])
-        plan = BatchPlan(lengths, cfg.batch_size, acc.num_processes, cfg.seed,
-                         cfg.group_by_length)
-        accum = cfg.gradient_accumulation_steps
-        steps_per_epoch = math.ceil(plan.batches_per_epoch / accum)
-        total_steps = self._total_steps(steps_per_epoch)
-        warmup = cfg.warmup_steps(total_steps)
-
-        self._prepare_teachers()
-        self.projections.to(acc.device)
-        optimizer = self._optimizer()
-        scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=warmup,
-                                  num_training_steps=total_steps)
-        student, optimizer = acc.prepare(self.student, optimizer)
-        self.student = student
-        if not self._registered:
-            # The scheduler is stepped by hand (once per optimizer step, whatever the
-            # process count), so it is registered rather than prepared.
-            acc.register_for_checkpointing(scheduler, self.state)
-            if len(self.projections):
-                acc.register_for_checkpointing(self.projections)
-            self._registered = True
-        self._scheduler = scheduler
-
-        if cfg.teacher_cache_dir is not None and self.objective.needs_teacher_logits:
-            self._build_cache(train_ds)
-        if resume:
-            self._load_checkpoint(resume)
-        if cfg.report_to:
-            acc.init_trackers("textdistill", config=_flat_hparams(self))
-
-        trainable = [p for p in student.parameters() if p.requires_grad] + \
-            list(self.projections.parameters())
-        need_s_hidden, need_s_attn = self.objective.student_needs()
-        need_logits = self.objective.needs_teacher_logits
-        student.train()
-        bar = tqdm(total=total_steps, initial=self.state.step, desc="distilling"
-                   if self.teachers else "fine-tuning", unit="step",
+        train_ds = model_inputs(train_data)
+        eval_ds = model_inputs(eval_data) if eval_data is not None else None
+        run = self._start(train_ds, resume)
+        bar = tqdm(total=run.total_steps, initial=self.state.step, unit="step",
+                   desc="distilling" if self.teachers else "fine-tuning",
                    disable=not (cfg.progress_bar and acc.is_local_main_process))
-        window: dict[str, torch.Tensor] = {}
-        window_steps, window_samples, window_start = 0, 0, time.perf_counter()
+        window = LossWindow()
         stop = False
-
-        while self.state.step < total_steps and not stop:
-            epoch = self.state.step // steps_per_epoch
-            local = plan.local_batches(epoch, acc.process_index)
+        while self.state.step < run.total_steps and not stop:
+            epoch = self.state.step // run.steps_per_epoch
+            local = run.batches.local_batches(epoch, acc.process_index)
+            accum = cfg.gradient_accumulation_steps
             groups = [local[i : i + accum] for i in range(0, len(local), accum)]
-            for group in groups[self.state.step - epoch * steps_per_epoch :]:
-                progress = self.state.step / total_steps
-                for micro, positions in enumerate(group):
-                    batch = self._collate(train_ds, positions)
-                    last = micro == len(group) - 1
-                    with (nullcontext() if last else acc.no_sync(student)):
-                        with acc.autocast():
-                            s_view = self.adaptor(student, batch, hidden_states=need_s_hidden,
-                                                  attentions=need_s_attn)
-                            t_logits, t_views = self._teacher_outputs(batch, need_logits)
-                        out = self.objective(s_view, batch.get("labels"), progress,
-                                             t_logits, t_views)
-                        acc.backward(out.total / len(group))
-                    for name, value in out.components.items():
-                        window[name] = window.get(name, 0.0) + value.detach() / len(group)
-                    window["total"] = window.get("total", 0.0) + out.total.detach() / len(group)
-                    window_samples += len(positions)
-                if acc.num_processes > 1 and len(self.projections):
-                    # Projections sit outside the DDP-wrapped student; average their
-                    # gradients by hand so every rank takes the same step.
-                    for param in self.projections.parameters():
-                        if param.grad is not None:
-                            param.grad = acc.reduce(param.grad, reduction="mean")
-                if cfg.max_grad_norm is not None:
-                    acc.clip_grad_norm_(trainable, cfg.max_grad_norm)
-                optimizer.step()
-                if not acc.optimizer_step_was_skipped:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                self.projections.zero_grad(set_to_none=True)
-                self.state.step += 1
-                window_steps += 1
+            for group in groups[self.state.step - epoch * run.steps_per_epoch :]:
+                self._optimizer_step(run, train_ds, group, window)
                 bar.update(1)
-
-                step = self.state.step
-                if step % cfg.logging_steps == 0 or step == total_steps:
-                    self._log_window(window, window_steps, window_samples,
-                                     time.perf_counter() - window_start, steps_per_epoch, bar)
-                    window, window_steps, window_samples = {}, 0, 0
-                    window_start = time.perf_counter()
-                end_of_epoch = step % steps_per_epoch == 0
-                eval_now = eval_ds is not None and (
-                    step == total_steps
-                    or (cfg.eval_steps is not None and step % cfg.eval_steps == 0)
-                    or (cfg.eval_steps is None and end_of_epoch))
-                if eval_now:
-                    stop = self._evaluate_and_track(eval_ds, steps_per_epoch) or stop
-                for callback in callbacks:
-                    stop = bool(callback.on_step_end(self, self.state)) or stop
-                # A stopped run (early stopping, a callback) is saved too, so that it can
-                # be resumed; nothing done is lost.
-                save_now = (cfg.save_steps is not None and step % cfg.save_steps == 0) or \
-                    (cfg.save_steps is None and end_of_epoch) or step == total_steps or stop
-                if save_now:
-                    self._save_checkpoint()
-                if stop or step >= total_steps:
+                stop = self._after_step(run, window, bar, eval_ds, callbacks)
+                if stop or self.state.step >= run.total_steps:
                     break
         bar.close()
 
@@ -556,12 +322,108 @@ class Distiller:
             acc.end_training()
         return self.history
 
-    def _log_window(self, window, steps, samples, seconds, steps_per_epoch, bar) -> None:
+    def _start(self, train_ds, resume: bool | str) -> _Run:
+        """Prepare models, optimizer and scheduler (and the teacher cache); resume."""
+        acc, cfg = self.accelerator, self.training_config
+        lengths = tuple(len(ids) for ids in train_ds["input_ids"])
+        batches = BatchPlan(lengths, cfg.batch_size, acc.num_processes, cfg.seed,
+                            cfg.group_by_length)
+        steps_per_epoch = math.ceil(batches.batches_per_epoch / cfg.gradient_accumulation_steps)
+        steps = total_steps(cfg, steps_per_epoch)
+
+        self._prepare_teachers()
+        self.projections.to(acc.device)
+        optimizer = make_optimizer(self.student, self.projections, cfg)
+        scheduler = get_scheduler(cfg.scheduler, optimizer,
+                                  num_warmup_steps=cfg.warmup_steps(steps),
+                                  num_training_steps=steps)
+        self.student, optimizer = acc.prepare(self.student, optimizer)
+        if not self._registered:
+            # The scheduler is stepped by hand (once per optimizer step, whatever the
+            # process count), so it is registered rather than prepared.
+            acc.register_for_checkpointing(scheduler, self.state)
+            if len(self.projections):
+                acc.register_for_checkpointing(self.projections)
+            self._registered = True
+        self._scheduler = scheduler
+
+        if cfg.teacher_cache_dir is not None and self.objective.needs_teacher_logits:
+            self._build_cache(train_ds)
+        if resume:
+            self._load_checkpoint(resume)
+        if cfg.report_to:
+            acc.init_trackers("textdistill", config=tracker_config(
+                cfg, self.distill_config, len(self.teachers)))
+        self.student.train()
+        trainable = [p for p in self.student.parameters() if p.requires_grad] + \
+            list(self.projections.parameters())
+        return _Run(batches, steps_per_epoch, steps, optimizer, scheduler, trainable)
+
+    def _optimizer_step(self, run: _Run, train_ds, group: list[list[int]],
+                        window: LossWindow) -> None:
+        """Forward and backward over one group of micro-batches, then one update."""
+        acc, cfg, student = self.accelerator, self.training_config, self.student
+        need_s_hidden, need_s_attn = self.objective.student_needs()
+        progress = self.state.step / run.total_steps
+        for micro, positions in enumerate(group):
+            batch = self._collate(train_ds, positions)
+            last = micro == len(group) - 1
+            with (nullcontext() if last else acc.no_sync(student)):
+                with acc.autocast():
+                    s_view = self.adaptor(student, batch, hidden_states=need_s_hidden,
+                                          attentions=need_s_attn)
+                    t_logits, t_views = self._teacher_outputs(
+                        batch, self.objective.needs_teacher_logits)
+                out = self.objective(s_view, batch.get("labels"), progress, t_logits, t_views)
+                acc.backward(out.total / len(group))
+            window.add(out, len(group), len(positions))
+        if acc.num_processes > 1 and len(self.projections):
+            # Projections sit outside the DDP-wrapped student; average their
+            # gradients by hand so every rank takes the same step.
+            for param in self.projections.parameters():
+                if param.grad is not None:
+                    param.grad = acc.reduce(param.grad, reduction="mean")
+        if cfg.max_grad_norm is not None:
+            acc.clip_grad_norm_(run.trainable, cfg.max_grad_norm)
+        run.optimizer.step()
+        if not acc.optimizer_step_was_skipped:
+            run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        self.projections.zero_grad(set_to_none=True)
+        self.state.step += 1
+        window.steps += 1
+
+    def _after_step(self, run: _Run, window: LossWindow, bar, eval_ds,
+                    callbacks: Iterable[StepCallback]) -> bool:
+        """Log, evaluate and checkpoint as the cadence says; return whether to stop."""
+        cfg, step = self.training_config, self.state.step
+        if step % cfg.logging_steps == 0 or step == run.total_steps:
+            self._log_window(window, run.steps_per_epoch, bar)
+            window.reset()
+        end_of_epoch = step % run.steps_per_epoch == 0
+        eval_now = eval_ds is not None and (
+            step == run.total_steps
+            or (cfg.eval_steps is not None and step % cfg.eval_steps == 0)
+            or (cfg.eval_steps is None and end_of_epoch))
+        stop = eval_now and self._evaluate_and_track(eval_ds, run.steps_per_epoch)
+        for callback in callbacks:
+            stop = bool(callback.on_step_end(self, self.state)) or stop
+        # A stopped run (early stopping, a callback) is saved too, so that it can be
+        # resumed; nothing done is lost.
+        save_now = (cfg.save_steps is not None and step % cfg.save_steps == 0) or \
+            (cfg.save_steps is None and end_of_epoch) or step == run.total_steps or stop
+        if save_now:
+            self._save_checkpoint()
+        return stop
+
+    def _log_window(self, window: LossWindow, steps_per_epoch: int, bar) -> None:
         acc = self.accelerator
-        if not window:
+        if not window.sums:
             return
-        names = sorted(window)
-        values = torch.stack([torch.as_tensor(window[n], dtype=torch.float32,
+        steps, samples = window.steps, window.samples
+        seconds = time.perf_counter() - window.start
+        names = sorted(window.sums)
+        values = torch.stack([torch.as_tensor(window.sums[n], dtype=torch.float32,
                                               device=acc.device) for n in names]) / steps
         values = acc.reduce(values, reduction="mean").tolist()
         lr = self._scheduler.get_last_lr()[0]
@@ -588,34 +450,13 @@ class Distiller:
         if cfg.metric_for_best not in metrics:
             raise ValueError(f"train.metric_for_best: {cfg.metric_for_best!r} is not an eval "
                              f"metric; choose one of {sorted(metrics)}")
-        value = metrics[cfg.metric_for_best]
-        best = self.state.best_metric
-        improved = best is None or (value > best if greater_is_better(cfg.metric_for_best)
-                                    else value < best)
-        if improved:
-            self.state.best_metric, self.state.best_step = value, self.state.step
-            self.state.evals_without_improvement = 0
+        if self.state.record_eval(metrics[cfg.metric_for_best],
+                                  greater_is_better(cfg.metric_for_best)):
             self._save_best()
-        else:
-            self.state.evals_without_improvement += 1
         self.history.best_metric = self.state.best_metric
         self.history.best_step = self.state.best_step
         patience = cfg.early_stopping_patience
         return patience is not None and self.state.evals_without_improvement >= patience
-
-
-def _flat_hparams(distiller: Distiller) -> dict[str, Any]:
-    """Scalar hyper-parameters for trackers (TensorBoard's hparams take no lists)."""
-    flat: dict[str, Any] = {}
-    for prefix, config in (("train", distiller.training_config),
-                           ("distill", distiller.distill_config)):
-        for key, value in to_dict(config).items():
-            if isinstance(value, (int, float, str, bool)):
-                flat[f"{prefix}.{key}"] = value
-            elif value is not None:
-                flat[f"{prefix}.{key}"] = str(value)
-    flat["num_teachers"] = len(distiller.teachers)
-    return flat
 
 
 __all__ = ["Distiller", "StepCallback", "TrainState"]

@@ -20,6 +20,7 @@ import dataclasses
 import html
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,29 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class LossWindow:
+    """Loss components summed since the last log line. They stay tensors, so a training
+    step costs no device sync; the log line averages them."""
+
+    sums: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0
+    samples: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, out: Any, micro_batches: int, samples: int) -> None:
+        """Add one micro-batch's ``LossOutput`` (each of ``micro_batches`` counts
+        1/``micro_batches`` of a step)."""
+        for name, value in out.components.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value.detach() / micro_batches
+        self.sums["total"] = self.sums.get("total", 0.0) + out.total.detach() / micro_batches
+        self.samples += samples
+
+    def reset(self) -> None:
+        self.sums, self.steps, self.samples = {}, 0, 0
+        self.start = time.perf_counter()
 
 
 @dataclass

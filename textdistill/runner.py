@@ -31,7 +31,8 @@ import yaml
 from .build import build, load_classifier, load_tokenizer, tokenize_with_labels
 from .config import TrainingConfig, plain_data
 from .errors import ConfigError
-from .recipe import PYTHON_PREFIX, Recipe, load_recipe, normalize_model_ref
+from .recipe import Recipe, load_recipe
+from .refs import PYTHON_PREFIX, normalize_model_ref
 from .run_dir import RunDir
 
 LATENCY_BATCH_SIZES = (1, 32)
@@ -41,7 +42,7 @@ Log = Callable[[str], None]
 
 
 def _version() -> str:
-    from . import __version__
+    from .version import __version__
 
     return __version__
 

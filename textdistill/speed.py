@@ -12,6 +12,7 @@ import math
 import statistics
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -41,6 +42,63 @@ def _sync(device: torch.device) -> None:
     # CUDA kernels run asynchronously; without a sync the timer measures the launch only.
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _checked_vocab_size(config: Any, vocab_size: int | None, seq_len: int) -> int:
+    """``vocab_size``, else the model's; refuses a ``seq_len`` the model cannot embed."""
+    if vocab_size is None:
+        vocab_size = getattr(config, "vocab_size", None)
+        if vocab_size is None:
+            raise ValueError("model has no config.vocab_size; pass vocab_size=")
+    max_positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(max_positions, int) and seq_len > max_positions:
+        raise ValueError(f"seq_len={seq_len} exceeds the model's max_position_embeddings="
+                         f"{max_positions}")
+    return vocab_size
+
+
+def _random_inputs(model: torch.nn.Module, batch_size: int, seq_len: int, vocab_size: int,
+                   device: torch.device) -> dict[str, torch.Tensor]:
+    """Seeded random ids plus the mask and token types ``model.forward`` takes."""
+    # A fixed seed makes every call time the same batch.
+    generator = torch.Generator().manual_seed(0)
+    inputs: dict[str, torch.Tensor] = {
+        "input_ids": torch.randint(0, vocab_size, (batch_size, seq_len), generator=generator)}
+    accepted = inspect.signature(model.forward).parameters
+    if "attention_mask" in accepted:
+        inputs["attention_mask"] = torch.ones(batch_size, seq_len, dtype=torch.long)
+    if "token_type_ids" in accepted:
+        inputs["token_type_ids"] = torch.zeros(batch_size, seq_len, dtype=torch.long)
+    return {name: tensor.to(device) for name, tensor in inputs.items()}
+
+
+def _time_forward(model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                  device: torch.device, original_device: torch.device, *, warmup: int,
+                  repeats: int) -> list[float]:
+    """Seconds per timed forward pass on ``device``; ``model``'s train/eval modes and
+    device are restored afterwards."""
+    modes = {module: module.training for module in model.modules()}
+    moved = device != original_device
+    timings: list[float] = []
+    try:
+        if moved:
+            model.to(device)
+        model.eval()
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(**inputs)
+            _sync(device)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(**inputs)
+                _sync(device)
+                timings.append(time.perf_counter() - start)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        if moved:
+            model.to(original_device)
+    return timings
 
 
 def measure_latency(
@@ -81,51 +139,13 @@ def measure_latency(
                          f"batch_size={batch_size}, seq_len={seq_len}, repeats={repeats}, "
                          f"warmup={warmup}")
     inner = unwrap_model(model)
-    config = getattr(inner, "config", None)
-    if vocab_size is None:
-        vocab_size = getattr(config, "vocab_size", None)
-        if vocab_size is None:
-            raise ValueError("model has no config.vocab_size; pass vocab_size=")
-    max_positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(max_positions, int) and seq_len > max_positions:
-        raise ValueError(f"seq_len={seq_len} exceeds the model's max_position_embeddings="
-                         f"{max_positions}")
-
+    vocab_size = _checked_vocab_size(getattr(inner, "config", None), vocab_size, seq_len)
     first = next(inner.parameters(), None)
     original_device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device) if device is not None else original_device
-
-    generator = torch.Generator().manual_seed(0)
-    inputs: dict[str, torch.Tensor] = {
-        "input_ids": torch.randint(0, vocab_size, (batch_size, seq_len), generator=generator)}
-    accepted = inspect.signature(inner.forward).parameters
-    if "attention_mask" in accepted:
-        inputs["attention_mask"] = torch.ones(batch_size, seq_len, dtype=torch.long)
-    if "token_type_ids" in accepted:
-        inputs["token_type_ids"] = torch.zeros(batch_size, seq_len, dtype=torch.long)
-    inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
-
-    modes = {module: module.training for module in inner.modules()}
-    moved = device != original_device
-    timings: list[float] = []
-    try:
-        if moved:
-            inner.to(device)
-        inner.eval()
-        with torch.inference_mode():
-            for _ in range(warmup):
-                inner(**inputs)
-            _sync(device)
-            for _ in range(repeats):
-                start = time.perf_counter()
-                inner(**inputs)
-                _sync(device)
-                timings.append(time.perf_counter() - start)
-    finally:
-        for module, training in modes.items():
-            module.training = training
-        if moved:
-            inner.to(original_device)
+    inputs = _random_inputs(inner, batch_size, seq_len, vocab_size, device)
+    timings = _time_forward(inner, inputs, device, original_device, warmup=warmup,
+                            repeats=repeats)
 
     median = statistics.median(timings)
     return {"batch_size": batch_size, "seq_len": seq_len, "latency_ms": median * 1e3,

@@ -9,7 +9,7 @@ One idea per module:
   while its resolved recipe and its teacher are unchanged;
 * :mod:`.plan`: the SST-2 benchmark's rows A-E;
 * :mod:`.fidelity`: each row's agreement with the teacher;
-* :mod:`.latency`: CPU latency of the architectures;
+* :mod:`.latency`: CPU latency of the architectures; :mod:`.machine`: device and versions;
 * :mod:`.collect`: the results JSON (``docs/benchmarks/results.json``) from saved rows;
 * :mod:`.report`, :mod:`.findings`, :mod:`.plots`: the page, from that JSON alone;
 * :mod:`.studies`, :mod:`.studies_report`: the two studies and their page;

@@ -24,6 +24,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from ..run_dir import RunDir
 from . import recipes
 
 CONFIGS = ("hand", "hand_default_adamw", "engine", "engine_dynamic", "logits_live",
@@ -50,7 +51,7 @@ def load(threads: int, n_examples: int, model: str) -> tuple[Any, Any, Any, Any]
 
     from ..data.loading import load_raw_splits, sst2_data_config, tokenize_splits
     from ..models.student import student_from_teacher
-    from ..recipe import model_location
+    from ..refs import model_location
 
     path = model_location(model, "--model")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -74,8 +75,8 @@ def hand_loop(models, steps: int, warmup: int, fused: bool = True) -> float:
     import torch
     from transformers import get_scheduler
 
+    from ..accelerator import make_adamw
     from ..data.batching import BatchPlan, pad_batch
-    from ..distiller import make_adamw
     from ..losses import get_loss
 
     teacher, student, tokenizer, data = models
@@ -143,13 +144,14 @@ def engine_loop(models, name: str, steps: int, warmup: int) -> tuple[float, floa
     logits_only = name.startswith("logits")
     pad_to = PAD_TO if name == "engine" else None
     with tempfile.TemporaryDirectory() as out:
-        cache = Path(out) / "teacher_cache" if name == "logits_cached" else None
+        cache = str(RunDir(out).teacher_cache) if name == "logits_cached" else False
         cache_seconds = 0.0
         if cache is not None:
             one_step = recipes.engine_training_config(out, lr=LR, max_steps=1, teacher_cache=cache)
             cold, warm = (_train(models, one_step, logits_only=True,
                                  student=copy.deepcopy(models[1])) for _ in range(2))
-            cache_seconds = cold - warm
+            # On a tiny cache the difference is within timing noise, never a negative cost.
+            cache_seconds = max(cold - warm, 0.0)
         cfg = recipes.engine_training_config(out, lr=LR, max_steps=warmup + steps,
                                              pad_to=pad_to, teacher_cache=cache)
         _train(models, cfg, logits_only=logits_only, callbacks=[Clock()])

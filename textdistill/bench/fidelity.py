@@ -17,6 +17,22 @@ from .sweep import NOTE_PREFIX, Row, Sweep
 AGREEMENT_FILE = NOTE_PREFIX + "agreement.json"
 
 
+def logits(model: Any, dataset: Any, pad_token_id: int):
+    """``model``'s (N, C) logits for every example of the tokenized ``dataset``."""
+    import accelerate
+
+    from ..inference import run_inference
+    from ..teacher_cache import TEACHER_INPUT_COLUMNS
+
+    model.eval()
+
+    def forward(batch):
+        return [model(**{k: batch[k] for k in TEACHER_INPUT_COLUMNS if k in batch}).logits]
+
+    return run_inference(dataset, forward, accelerate.Accelerator(cpu=True), batch_size=64,
+                         pad_token_id=pad_token_id)[0]
+
+
 class Fidelity:
     """Agreements with ``sweep``'s teacher on the evaluation split of ``eval_recipe``."""
 
@@ -29,24 +45,16 @@ class Fidelity:
     def final_predictions(self, run: Path, result: dict) -> list[int]:
         """The class the model that ``run`` ended with (its last checkpoint: ``best/`` may
         be an earlier step) predicts for every evaluation sentence."""
-        import accelerate
         from safetensors.torch import load_file
 
         from ..build import load_classifier, load_tokenizer
-        from ..inference import run_inference
-        from ..teacher_cache import TEACHER_INPUT_COLUMNS
 
-        model = load_classifier(str(run / "best"), "run").eval()
+        model = load_classifier(str(run / "best"), "run")
         model.load_state_dict(load_file(
             run / "checkpoints" / f"checkpoint-{result['final_step']}" / "model.safetensors"))
         tokenizer = load_tokenizer(str(run / "best"), "run")
-        def forward(batch):
-            return [model(**{k: batch[k] for k in TEACHER_INPUT_COLUMNS if k in batch}).logits]
-
-        logits = run_inference(self._eval_split(tokenizer), forward,
-                               accelerate.Accelerator(cpu=True), batch_size=64,
-                               pad_token_id=tokenizer.pad_token_id)
-        return logits[0].argmax(-1).tolist()
+        return logits(model, self._eval_split(tokenizer), tokenizer.pad_token_id) \
+            .argmax(-1).tolist()
 
     def _eval_split(self, tokenizer: Any):
         if self._eval is None:

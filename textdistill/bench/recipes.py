@@ -32,13 +32,10 @@ SMOKE_EXAMPLES = 200
 SMOKE_STEPS = 3
 THREE_LAYERS = (0, 2, 4)
 TWO_LAYERS = (0, 3)
-SCHEDULED = ("temperature", "soft_weight", "hard_weight", "intermediate_weight")
 # A KD row states every weight and schedule it trains with instead of inheriting the
 # library's defaults: those defaults are chosen from this benchmark, and changing them must
 # neither change what a row measured nor make its saved result stale.
-KD_PINNED: dict[str, Any] = {
-    "soft_weight": 1.0, "hard_weight": 0.0, "intermediate_weight": 0.0,
-    **{f"{name}_schedule": {"kind": "constant", "end": None} for name in SCHEDULED}}
+KD_PINNED: dict[str, Any] = {"soft_weight": 1.0, "hard_weight": 0.0, "intermediate_weight": 0.0}
 
 
 @dataclass(frozen=True)
@@ -72,18 +69,18 @@ def data_section(budget: Budget, train_sentences: int | None, *,
     data: dict[str, Any] = {
         "text_columns": ["sentence"], "label_column": "label",
         "label_names": ["negative", "positive"], "max_length": MAX_LENGTH,
-        "max_train_samples": train_sentences, "shuffle_seed": SUBSET_SEED,
+        "max_train_samples": train_sentences, "seed": SUBSET_SEED,
         "max_eval_samples": SMOKE_EXAMPLES if budget.smoke else None}
     if budget.sst2_dir is not None:
-        data.update(train_file=str(budget.sst2_dir / "train.tsv"),
-                    validation_file=str(budget.sst2_dir / "validation.tsv"))
+        data.update(train=str(budget.sst2_dir / "train.tsv"),
+                    eval=str(budget.sst2_dir / "validation.tsv"))
     else:
         data.update(dataset="stanfordnlp/sst2")
     if train_file is not None:
         if budget.sst2_dir is None:
             raise ValueError("a replaced training file needs the local SST-2 copy for "
                              "its validation file; set $TEXTDISTILL_SST2_DIR")
-        data["train_file"] = train_file
+        data["train"] = train_file
     return data
 
 
@@ -91,7 +88,7 @@ def run_sections(budget: Budget, seed: int, epochs: float, out: Path,
                  **train_extra: Any) -> dict[str, Any]:
     """A recipe's train and output sections."""
     train = {"epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR,
-             "warmup_ratio": WARMUP_RATIO, "weight_decay": WEIGHT_DECAY,
+             "warmup": WARMUP_RATIO, "weight_decay": WEIGHT_DECAY,
              "logging_steps": 50, "save_total_limit": 1, "seed": seed, "precision": "no",
              "report_to": [], **train_extra}
     if budget.smoke:
@@ -121,7 +118,7 @@ def label_recipe(budget: Budget, source: str, layers: list[int], seed: int,
                  out: Path) -> dict[str, Any]:
     """No KD: ``source``'s blocks ``layers`` fine-tuned on the subset's labels alone."""
     return {"teacher": {"model": source},
-            "student": {"from_teacher": {"layers": list(layers)}},
+            "student": {"from_teacher": list(layers)},
             "data": data_section(budget, budget.subset),
             **run_sections(budget, seed, budget.epochs, out)}
 
@@ -137,10 +134,9 @@ def kd_recipe(budget: Budget, teacher: str, layers: list[int], distill: dict[str
         epochs = budget.epochs / (1 + copies)
     # Logit-only KD reads the teacher's logits from one cache shared by every row: rows
     # over the same transfer set (the grid, the seeds) compute them once.
-    cache = ({"cache_teacher": True, "teacher_cache_dir": str(cache_dir)}
-             if not distill.get("matches") else {"cache_teacher": False})
+    cache = {"teacher_cache": str(cache_dir) if not distill.get("matches") else False}
     return {"teacher": {"model": teacher},
-            "student": {"from_teacher": {"layers": list(layers)}},
+            "student": {"from_teacher": list(layers)},
             "data": data, "distill": {**KD_PINNED, **distill},
             **run_sections(budget, seed, epochs, out, **cache)}
 
@@ -155,12 +151,10 @@ def with_intermediate(distill: dict[str, Any], weight: float,
                       end: float | None) -> dict[str, Any]:
     """``distill`` plus hidden and attention MSE on the uniform mapping, weighted
     ``weight`` and annealed linearly to ``end`` (None: constant)."""
-    out = {**distill, "matches": "uniform", "preset_features": ["hidden", "attention"],
-           "hidden_loss": "hidden_mse", "attention_loss": "attention_mse",
-           "intermediate_weight": weight}
-    if end is not None:
-        out["intermediate_weight_schedule"] = {"kind": "linear", "end": end}
-    return out
+    schedule = weight if end is None else {"start": weight, "end": end, "kind": "linear"}
+    return {**distill, "intermediate_weight": schedule,
+            "matches": {"preset": "uniform",
+                        "losses": {"hidden": "hidden_mse", "attention": "attention_mse"}}}
 
 
 def with_dkd(distill: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +176,10 @@ def distill_of(recipe: dict[str, Any]) -> dict[str, Any] | None:
 def logit_kd_of(recipe: dict[str, Any]) -> dict[str, Any]:
     """The temperature and hard-label weight of a KD row, to reuse in later rows."""
     return {k: recipe["distill"][k] for k in ("temperature", "hard_weight")}
+
+
+def caches_teacher_logits(recipe: dict[str, Any]) -> bool:
+    return bool(recipe["train"].get("teacher_cache"))
 
 
 def copies_of(recipe: dict[str, Any]) -> int:

@@ -81,13 +81,16 @@ def _targets(result: dict) -> list[str]:
     bars, seeds = result["setup"]["bars"], result["setup"]["seeds"]
     best = result["students"][tg["best_student"]]
     ok = {True: "met", False: "**missed**"}
-    others = " and ".join(str(s) for s in best["seeds"][1:])
+    if len(best["seeds"]) > 1:
+        runs = (f", then run on seeds {' and '.join(str(s) for s in best['seeds'][1:])}; the "
+                f"targets use its {len(best['seeds'])}-seed mean.")
+    else:
+        runs = f"; the targets use its seed-{best['seeds'][0]} run."
     return [
         "## Targets",
         "",
         f"Best 3-layer student: **{tg['best_student']}** ({best['variant']}), the best "
-        f"3-layer configuration on seed {seeds[0]}, then run on seeds {others}; the targets "
-        f"use its {len(best['seeds'])}-seed mean.",
+        f"3-layer configuration on seed {seeds[0]}{runs}",
         "",
         "| target | bar | measured | |",
         "|---|---|---:|---|",

@@ -12,8 +12,7 @@ and rows (:mod:`textdistill.bench.plan`):
   the subset (``complement_file``), and A and B are trained from it as in the benchmark.
 
 For each teacher the page also shows how often its class on the students' subset is the
-gold label, and its mean confidence there, read from the teacher-logit cache its B rows
-built.
+gold label, and its mean confidence there.
 """
 
 from __future__ import annotations
@@ -23,7 +22,8 @@ from typing import Any
 
 from . import machine, recipes
 from .collect import mean_std
-from .plan import CACHE_DIR, RowFactory
+from .fidelity import logits
+from .plan import RowFactory
 from .sweep import Row, Sweep
 
 SEEDS = (42, 43)
@@ -70,11 +70,12 @@ def heldout_teacher_row(factory: RowFactory) -> Row:
                                train_file=str(complement_file(factory)))
 
 
-def study_rows(main: RowFactory, held: RowFactory) -> dict[str, list[tuple[Sweep, Row]]]:
+def study_rows(main: RowFactory, held: RowFactory,
+               seeds: tuple[int, ...] = SEEDS) -> dict[str, list[tuple[Sweep, Row]]]:
     """Each arm of the studies: its rows, each with the sweep (teacher) it belongs to."""
     two = recipes.TWO_LAYERS
     arms: dict[str, list[tuple[Sweep, Row]]] = {arm: [] for arm in ARMS}
-    for seed in SEEDS:
+    for seed in seeds:
         arms["room/labels"].append((main.sweep, main.label_row(
             "study-A2-teacher", "2-layer, labels only", str(main.sweep.teacher_dir), seed,
             layers=two, student="A2")))
@@ -87,37 +88,30 @@ def study_rows(main: RowFactory, held: RowFactory) -> dict[str, list[tuple[Sweep
     return arms
 
 
-def teacher_on_subset(sweep: Sweep, kd_row: Row) -> dict | None:
-    """How often the teacher's class on the students' subset is the gold label, and its
-    mean confidence there, from the logit cache ``kd_row`` built (None if not built)."""
+def teacher_on_subset(kd_row: Row) -> dict:
+    """How often the teacher of ``kd_row`` predicts the gold label on that row's training
+    sentences (the students' subset), and its mean confidence there."""
     import torch
-    from safetensors.torch import load_file
 
     from ..build import build
     from ..recipe import recipe_from_dict
-    from ..teacher_cache import TeacherLogitCache, data_fingerprint, teacher_fingerprint
 
-    recipe = recipe_from_dict(kd_row.recipe, source=f"bench:{kd_row.key}")
-    built = build(recipe, "distill")
+    built = build(recipe_from_dict(kd_row.recipe, source=f"bench:{kd_row.key}"), "distill")
     train = built.data["train"]
-    fingerprint = teacher_fingerprint(built.teachers, data_fingerprint(train),
-                                      recipe.data.max_length)
-    path = TeacherLogitCache.file_for(sweep.runs / CACHE_DIR, fingerprint)
-    if not path.is_file():
-        return None
-    probs = load_file(str(path))["logits"][0].float().softmax(-1)  # (N, C), one teacher
+    probs = logits(built.teachers[0], train, built.tokenizer.pad_token_id).softmax(-1)
     labels = torch.as_tensor(train["labels"])
     return {"examples": len(labels),
             "gold_agreement": (probs.argmax(-1) == labels).float().mean().item(),
             "mean_confidence": probs.max(-1).values.mean().item()}
 
 
-def collect(main: RowFactory, held: RowFactory, teachers: dict[str, dict]) -> dict:
+def collect(main: RowFactory, held: RowFactory, teachers: dict[str, dict],
+            seeds: tuple[int, ...] = SEEDS) -> dict:
     """The studies' JSON (``docs/benchmarks/studies.json``); {} while a row is missing."""
-    arms = study_rows(main, held)
+    arms = study_rows(main, held, seeds)
     budget = main.budget
     out: dict[str, Any] = {
-        "command": "python scripts/bench_studies.py", "seeds": list(SEEDS),
+        "command": "python scripts/bench_studies.py", "seeds": list(seeds),
         "setup": {"train_subset": budget.subset, "epochs_equivalent": budget.epochs,
                   "batch_size": recipes.BATCH_SIZE, "lr": recipes.LR,
                   "eval_examples": teachers["benchmark"]["eval_examples"]},
@@ -136,10 +130,9 @@ def collect(main: RowFactory, held: RowFactory, teachers: dict[str, dict]) -> di
         out[f"{study}_kd_gain_pts"] = 100 * (arm[f"{study}/kd"]["accuracy_mean"]
                                              - arm[f"{study}/labels"]["accuracy_mean"])
     for name, arm in (("benchmark", "room/kd"), ("heldout", "heldout/kd")):
-        sweep, kd_row = arms[arm][0]
         out["teachers"][name] = {"accuracy": teachers[name]["final_eval"]["accuracy"],
                                  "train_examples": teachers[name]["train_examples"],
-                                 "on_student_subset": teacher_on_subset(sweep, kd_row)}
+                                 "on_student_subset": teacher_on_subset(arms[arm][0][1])}
     out["versions"] = machine.versions()
     out["device"] = machine.device()
     return out

@@ -7,8 +7,8 @@ from __future__ import annotations
 PAYS_PTS = 0.5
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
 
 
 def _layers(arm: dict, whose: str) -> str:
@@ -20,8 +20,7 @@ def _teachers(result: dict) -> list[str]:
     teachers = result["teachers"]
 
     def subset(name: str, key: str) -> str:
-        stats = teachers[name]["on_student_subset"]
-        return "-" if stats is None else f"{100 * stats[key]:.1f}%"
+        return f"{100 * teachers[name]['on_student_subset'][key]:.1f}%"
 
     def row(name: str, label: str, data: str) -> str:
         t = teachers[name]
@@ -112,7 +111,7 @@ def conclusions(result: dict) -> list[str]:
             f"teacher's {_pct(teacher['accuracy'])}), and adding its logits moves the student "
             f"by {held:+.2f} pt.")
     stats = teacher["on_student_subset"]
-    if held < PAYS_PTS and stats is not None:
+    if held < PAYS_PTS:
         line += (f" Its targets on the subset are predictions, not recalled labels, and its "
                  f"class differs from the gold label on {100 * (1 - stats['gold_agreement']):.1f}"
                  f"% of it; there KD pulls the student away from the label, and elsewhere, at "

@@ -73,7 +73,8 @@ class Sweep:
             from ..teacher_cache import teacher_fingerprint
 
             model = load_classifier(str(self.teacher_dir), "teacher")
-            self._fingerprint = teacher_fingerprint([model], data_digest="", max_length=0)
+            # No data and no padding: the teacher's part of the fingerprint alone.
+            self._fingerprint = teacher_fingerprint([model], "", None)
         return self._fingerprint
 
     def uses_teacher(self, row: Row) -> bool:

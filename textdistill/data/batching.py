@@ -135,3 +135,27 @@ class BatchPlan:
             share = len(batch) // self.num_processes
             local.append(batch[rank * share : (rank + 1) * share])
         return local
+
+
+MODEL_INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+
+def model_inputs(data: Any):
+    """``data`` (a ``datasets.Dataset`` or a list of dicts) as a ``datasets.Dataset``
+    holding only the columns the loop reads (``label`` is renamed ``labels``).
+
+    Raises:
+        ValueError: the data is not tokenized (no ``input_ids``).
+    """
+    import datasets
+
+    if not isinstance(data, datasets.Dataset):
+        data = datasets.Dataset.from_list(list(data))
+    if "labels" not in data.column_names and "label" in data.column_names:
+        data = data.rename_column("label", "labels")
+    if "input_ids" not in data.column_names:
+        raise ValueError("training data must be tokenized: it has no 'input_ids' column "
+                         f"(columns: {data.column_names})")
+    extra = [c for c in data.column_names if c not in MODEL_INPUT_COLUMNS]
+    return data.remove_columns(extra) if extra else data
+
