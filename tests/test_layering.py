@@ -22,7 +22,7 @@ LAYERS = [
     {"distiller"},
     {"refs", "migrate", "recipe", "export"},
     {"build"},
-    {"runner"},
+    {"runner", "evaluation"},
     {"cli", "__init__", "__main__"},
     {"bench"},
 ]

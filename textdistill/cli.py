@@ -139,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runner import evaluate_model
+    from .evaluation import evaluate_model
 
     result = evaluate_model(args.model_dir, args.data, text_columns=args.text_columns,
                             label_column=args.label_column, label_names=args.label_names,

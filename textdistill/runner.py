@@ -1,4 +1,4 @@
-"""The commands' work, as functions: run a recipe, evaluate a model, export a run.
+"""The commands' work, as functions: run or check a recipe, export a run.
 
 :func:`run_recipe` is ``textdistill finetune`` / ``distill``: it builds and checks
 everything (:func:`~textdistill.build.build`), trains through the one
@@ -11,16 +11,15 @@ everything (:func:`~textdistill.build.build`), trains through the one
 * ``results.json`` - metrics, parameter counts, latencies, sizes and timings
   (see :func:`run_recipe` for the keys).
 
-:func:`evaluate_model` is ``textdistill evaluate`` and :func:`export_run` is
-``textdistill export``. The CLI (:mod:`textdistill.cli`) only parses and prints.
+:func:`describe` is ``textdistill check`` and :func:`export_run` is ``textdistill export``
+(``textdistill evaluate`` is :mod:`textdistill.evaluation`). The CLI
+(:mod:`textdistill.cli`) only parses and prints.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,15 +27,13 @@ from typing import Any
 
 import yaml
 
-from .build import build, load_classifier, load_tokenizer, tokenize_with_labels
+from .build import build
 from .config import TrainingConfig, plain_data
 from .errors import ConfigError
-from .recipe import Recipe, load_recipe
-from .refs import PYTHON_PREFIX, normalize_model_ref
+from .recipe import Recipe
+from .refs import PYTHON_PREFIX
 from .run_dir import RunDir
-
-LATENCY_BATCH_SIZES = (1, 32)
-DATA_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+from .speed import latency_profile
 
 Log = Callable[[str], None]
 
@@ -106,28 +103,6 @@ def _write_recipe(recipe: Recipe, out: Path, resume: bool, log: Log) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-# ---------------------------------------------------------------------------- measuring
-
-
-def measure(model: Any, seq_len: int, *, repeats: int = 5) -> dict[str, dict[str, float]]:
-    """Latency (ms, median) and throughput (samples/s) at batch sizes 1 and 32.
-
-    Kept cheap (2 warm-up and ``repeats`` timed passes; 3x as many at batch size 1, whose
-    passes are short and noisier): a guide, not a benchmark.
-    """
-    from .speed import measure_latency
-
-    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if isinstance(positions, int):
-        seq_len = min(seq_len, positions)
-    timings = {b: measure_latency(model, batch_size=b, seq_len=seq_len, warmup=2,
-                                  repeats=repeats * 3 if b == 1 else repeats)
-               for b in LATENCY_BATCH_SIZES}
-    return {"latency_ms": {str(b): t["latency_ms"] for b, t in timings.items()},
-            "samples_per_second": {str(b): t["samples_per_second"] for b, t in timings.items()},
-            "seq_len": seq_len}
-
-
 def make_distiller(built: Any, training_config: TrainingConfig | None = None):
     """The :class:`~textdistill.distiller.Distiller` of a built recipe.
 
@@ -159,61 +134,31 @@ def _check_precision(train: TrainingConfig) -> None:
 # ---------------------------------------------------------------------------- training
 
 
-def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = print) -> dict:
-    """Fine-tune or distil as ``recipe`` says; write and return ``results.json``.
-
-    Args:
-        recipe: the validated recipe.
-        mode: ``"finetune"`` or ``"distill"``.
-        resume: continue from the newest checkpoint in ``output.dir/checkpoints``.
-        log: where progress lines go.
-
-    Returns:
-        The results: ``mode``, ``final_eval`` and ``best_eval`` (accuracy, f1, mcc),
-        ``best_step``, ``final_step``, ``params`` (``student``, ``teacher``),
-        ``teacher_eval`` (distill), ``latency`` (ms by batch size for ``student`` and
-        ``teacher``), ``throughput``, ``train_examples``, ``eval_examples``,
-        ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
-        ``textdistill_version``.
-
-    Raises:
-        ConfigError, FileNotFoundError, FileExistsError: bad input (see
-            :func:`~textdistill.build.build`, :func:`prepare_output_dir`).
-    """
-    from .speed import count_parameters
-
-    start = time.perf_counter()
-    _check_precision(recipe.train)
-    check_output_dir(recipe, resume)  # fail fast, before loading anything
-    built = build(recipe, mode)
-    distiller = make_distiller(built)
-    # Only now, with every check passed, may an earlier run be deleted (output.overwrite).
-    out = prepare_output_dir(recipe, resume, log)
-    for note in (*recipe.notes, *built.notes, *distiller.plan.notes):
-        log(f"note: {note}")
-    if is_main_process():
-        _write_recipe(recipe, out, resume, log)
-
-    train_ds, eval_ds = built.data["train"], built.data["eval"]
-    log(f"{mode}: {len(train_ds)} training and {len(eval_ds)} eval examples -> {out}")
-
-    teacher_evals = []
-    for i, teacher in enumerate(built.teachers):
-        # Once per run, before training: a teacher at chance level shows a problem now,
-        # not after the run.
+def _evaluate_teachers(distiller: Any, teachers: list[Any], eval_ds: Any,
+                       log: Log) -> list[dict[str, float]]:
+    """Each teacher's metrics on the eval split, once per run before training: a teacher
+    at chance level shows a problem now, not after the run."""
+    evals = []
+    for i, teacher in enumerate(teachers):
         teacher.to(distiller.accelerator.device)
         metrics = distiller.evaluate(eval_ds, teacher)
-        teacher_evals.append(metrics)
-        log(f"teacher{'' if len(built.teachers) == 1 else f' {i}'} on the eval split: "
+        evals.append(metrics)
+        log(f"teacher{'' if len(teachers) == 1 else f' {i}'} on the eval split: "
             + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return evals
 
-    history = distiller.train(train_ds, eval_ds, resume=resume)
 
+def _results(recipe: Recipe, mode: str, built: Any, distiller: Any, history: Any,
+             teacher_evals: list[dict[str, float]], out: Path) -> dict[str, Any]:
+    """``results.json`` of a finished run (see :func:`run_recipe`), less the wall time."""
+    from .speed import count_parameters
+
+    train_ds, eval_ds = built.data["train"], built.data["eval"]
     student = distiller.accelerator.unwrap_model(distiller.student)
     best_eval = next((r for r in history.eval if r.get("step") == history.best_step), None)
     seq_len = recipe.data.max_length
-    student_speed = measure(student, seq_len)
-    teacher_speed = measure(built.teachers[0], seq_len) if built.teachers else None
+    student_speed = latency_profile(student, seq_len)
+    teacher_speed = latency_profile(built.teachers[0], seq_len) if built.teachers else None
     results = {
         "mode": mode,
         "textdistill_version": _version(),
@@ -249,6 +194,49 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
     if len(built.teachers) > 1:
         results["teachers_eval"] = teacher_evals
         results["params"]["teachers"] = [count_parameters(t) for t in built.teachers]
+    return results
+
+
+def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = print) -> dict:
+    """Fine-tune or distil as ``recipe`` says; write and return ``results.json``.
+
+    Args:
+        recipe: the validated recipe.
+        mode: ``"finetune"`` or ``"distill"``.
+        resume: continue from the newest checkpoint in ``output.dir/checkpoints``.
+        log: where progress lines go.
+
+    Returns:
+        The results: ``mode``, ``final_eval`` and ``best_eval`` (accuracy, f1, mcc),
+        ``best_step``, ``final_step``, ``params`` (``student``, ``teacher``),
+        ``teacher_eval`` (distill), ``latency`` (ms by batch size for ``student`` and
+        ``teacher``), ``throughput``, ``train_examples``, ``eval_examples``,
+        ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
+        ``textdistill_version``.
+
+    Raises:
+        ConfigError, FileNotFoundError, FileExistsError: bad input (see
+            :func:`~textdistill.build.build`, :func:`prepare_output_dir`).
+    """
+    start = time.perf_counter()
+    _check_precision(recipe.train)
+    check_output_dir(recipe, resume)  # fail fast, before loading anything
+    built = build(recipe, mode)
+    distiller = make_distiller(built)
+    # Only now, with every check passed, may an earlier run be deleted (output.overwrite).
+    out = prepare_output_dir(recipe, resume, log)
+    for note in (*recipe.notes, *built.notes, *distiller.plan.notes):
+        log(f"note: {note}")
+    if is_main_process():
+        _write_recipe(recipe, out, resume, log)
+
+    train_ds, eval_ds = built.data["train"], built.data["eval"]
+    log(f"{mode}: {len(train_ds)} training and {len(eval_ds)} eval examples -> {out}")
+
+    teacher_evals = _evaluate_teachers(distiller, built.teachers, eval_ds, log)
+    history = distiller.train(train_ds, eval_ds, resume=resume)
+
+    results = _results(recipe, mode, built, distiller, history, teacher_evals, out)
     results["wall_time_s"] = time.perf_counter() - start
     if distiller.accelerator.is_main_process:
         RunDir(out).results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -280,124 +268,6 @@ def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
         "plan": resolved,
         "mapping_table": mapping_table(resolved.matches, resolved.projections),
     }
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def data_config_for(spec: str, *, text_columns: Sequence[str] | None = None,
-                    label_column: str | None = None, label_names: Sequence[str] | None = None,
-                    max_samples: int | None = None, max_length: int | None = None):
-    """The :class:`DataConfig` of an evaluation data spec, reading only its eval split.
-
-    ``spec`` is ``sst2`` (GLUE SST-2 validation: the copy in ``$TEXTDISTILL_SST2_DIR``,
-    else the Hub), a recipe (``.yaml``: its data section's eval split) or a data file
-    (csv, tsv, json, jsonl, parquet). The options replace the corresponding settings.
-
-    Raises:
-        ConfigError: an unrecognised spec.
-        FileNotFoundError: a missing file.
-    """
-    from .data.loading import DataConfig, sst2_data_config
-
-    overrides: dict[str, Any] = {}
-    if text_columns:
-        overrides["text_columns"] = list(text_columns)
-    if label_column:
-        overrides["label_column"] = label_column
-    if label_names:
-        overrides["label_names"] = list(label_names)
-    if max_length is not None:
-        overrides["max_length"] = max_length
-    suffix = Path(spec).suffix.lower()
-    if spec.lower() == "sst2":
-        cfg = sst2_data_config()
-    elif suffix in (".yaml", ".yml"):
-        cfg = load_recipe(spec).data
-    elif suffix in DATA_EXTENSIONS:
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"--data: no such file: {path}")
-        cfg = DataConfig(train=str(path.absolute()), eval=str(path.absolute()))
-    else:
-        raise ConfigError(f"--data: {spec!r} is not 'sst2', a recipe (.yaml) or a data file "
-                          f"({', '.join(DATA_EXTENSIONS)})")
-    # Only the eval split is needed: read it as the "train" split too (label names are
-    # inferred from "train"), so nothing else is loaded.
-    cfg = dataclasses.replace(cfg, train=cfg.eval)
-    try:
-        return dataclasses.replace(cfg, max_train_samples=max_samples,
-                                   max_eval_samples=max_samples, **overrides)
-    except ConfigError as err:
-        raise ConfigError(f"--data {spec}: {err}") from None
-
-
-def evaluate_model(model_ref: str, spec: str, *, text_columns: Sequence[str] | None = None,
-                   label_column: str | None = None, label_names: Sequence[str] | None = None,
-                   max_samples: int | None = None, max_length: int | None = None,
-                   batch_size: int = 64, latency: bool = True,
-                   latency_repeats: int = 10) -> dict[str, Any]:
-    """Accuracy, F1 and MCC of a classifier on an eval split, plus its size and speed.
-
-    The data's classes are matched to the model's by name (a reordering is undone);
-    for a data file without ``label_names`` the model's classes are used (integer labels
-    are ids, strings are names).
-
-    Returns:
-        ``{"model", "data", "examples", "label_names", "metrics", "params",
-        "latency_ms": {"1", "32"}, "samples_per_second": {"1", "32"}, "seq_len",
-        "eval_seconds", "device"}``.
-
-    Raises:
-        ConfigError, FileNotFoundError: bad model or data.
-    """
-    from .data.loading import infer_label_names, load_raw_splits
-    from .distiller import Distiller
-    from .models.student import check_label_mapping
-    from .speed import count_parameters
-
-    ref = normalize_model_ref(model_ref, "MODEL_DIR")
-    model = load_classifier(ref, "MODEL_DIR")
-    tokenizer = load_tokenizer(ref, "MODEL_DIR")
-    model_names = [str(model.config.id2label[k]) for k in sorted(model.config.id2label, key=int)]
-    is_file = Path(spec).suffix.lower() in DATA_EXTENSIONS
-    if is_file and not label_names:
-        label_names = model_names
-    positions = getattr(model.config, "max_position_embeddings", None)
-    cfg = data_config_for(spec, text_columns=text_columns, label_column=label_column,
-                          label_names=label_names, max_samples=max_samples,
-                          max_length=max_length)
-    if max_length is None and isinstance(positions, int) and cfg.max_length > positions:
-        cfg = dataclasses.replace(cfg, max_length=positions)
-    try:
-        raw = load_raw_splits(cfg)
-    except ConnectionError as err:
-        raise ConfigError(f"--data: {' '.join(str(err).split())}") from None
-    try:
-        names = infer_label_names(raw, cfg)
-        remap = check_label_mapping(model.config, names, remap=True)
-    except ValueError as err:
-        raise ConfigError(f"--data: {err}") from None
-    order = names if remap is None else [names[d] for d, _ in
-                                         sorted(remap.items(), key=lambda kv: kv[1])]
-    data = tokenize_with_labels(raw, tokenizer, cfg, names, remap, order)["eval"]
-
-    with tempfile.TemporaryDirectory(prefix="textdistill-eval-") as scratch:
-        training = TrainingConfig(output_dir=scratch, report_to=[], progress_bar=False,
-                                  eval_batch_size=batch_size)
-        distiller = Distiller(None, model, training_config=training, tokenizer=tokenizer)
-        start = time.perf_counter()
-        metrics = distiller.evaluate(data, model)
-        seconds = time.perf_counter() - start
-        device = str(distiller.accelerator.device)
-    result = {"model": model_ref, "data": spec, "examples": len(data), "label_names": order,
-              "metrics": metrics, "params": count_parameters(model), "eval_seconds": seconds,
-              "device": device}
-    if latency:
-        speed = measure(model, cfg.max_length, repeats=latency_repeats)
-        result.update(latency_ms=speed["latency_ms"],
-                      samples_per_second=speed["samples_per_second"], seq_len=speed["seq_len"])
-    return result
 
 
 # ------------------------------------------------------------------------------- export
@@ -514,5 +384,5 @@ def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
     return {"path": str(path), "url": url}
 
 
-__all__ = ["check_output_dir", "data_config_for", "describe", "evaluate_model", "export_run",
-           "make_distiller", "measure", "prepare_output_dir", "run_recipe"]
+__all__ = ["check_output_dir", "describe", "export_run", "make_distiller", "prepare_output_dir",
+           "run_recipe"]

@@ -165,3 +165,25 @@ def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is KiB on Linux but bytes on macOS.
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+LATENCY_BATCH_SIZES = (1, 32)
+
+
+def latency_profile(model: Any, seq_len: int, *, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """Latency (ms, median) and throughput (samples/s) at batch sizes 1 and 32.
+
+    Kept cheap (2 warm-up and ``repeats`` timed passes; 3x as many at batch size 1, whose
+    passes are short and noisier): a guide, not a benchmark.
+    """
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int):
+        seq_len = min(seq_len, positions)
+    timings = {b: measure_latency(model, batch_size=b, seq_len=seq_len, warmup=2,
+                                  repeats=repeats * 3 if b == 1 else repeats)
+               for b in LATENCY_BATCH_SIZES}
+    return {"latency_ms": {str(b): t["latency_ms"] for b, t in timings.items()},
+            "samples_per_second": {str(b): t["samples_per_second"] for b, t in timings.items()},
+            "seq_len": seq_len}
+
+

@@ -43,6 +43,7 @@ _FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
 }
+DATA_EXTENSIONS = tuple(_FORMATS)
 
 SST2_HUB_DATASET = "stanfordnlp/sst2"
 SST2_LABEL_NAMES = ["negative", "positive"]
