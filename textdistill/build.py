@@ -5,18 +5,25 @@ checks - before any training step - that they fit together:
 
 * every teacher is a complete fine-tuned classifier (no freshly initialised head);
 * every teacher shares the first teacher's tokenizer, and a ``pretrained`` student has
-  it too (:func:`~textdistill.models.student.check_tokenizers_match`);
+  it too (:func:`~textdistill.models.student.check_tokenizers_match`), unless
+  ``teacher.tokenizer: own``: then each teacher whose tokenizer differs from the
+  student's reads the text through its own, from its own token columns
+  (``t{i}_input_ids``, ... written at tokenization by
+  :func:`~textdistill.data.loading.add_teacher_columns`);
 * each teacher's classes are the data's classes, in the same order
   (:func:`~textdistill.models.student.check_label_mapping`); with
   ``teacher.remap_labels`` the data's labels are renumbered to the teacher's ids;
 * ``data.max_length`` fits the models' position embeddings;
-* ``data.augment`` (transfer-set augmentation) is only used with a teacher.
+* ``data.augment`` (transfer-set augmentation) and ``data.transfer`` (unlabeled transfer
+  texts) are only used with a teacher.
 
 With ``data.augment.copies > 0`` a distillation run trains on the train split plus
 ``copies`` generated variants of each example (:mod:`textdistill.data.augment`). The
 variants have no gold label: after tokenization their ``labels`` are -100
 (:data:`IGNORE_INDEX`), which the hard loss skips, so only the teacher's soft targets
-(and intermediate matches) train on them.
+(and intermediate matches) train on them. Unlabeled texts from ``data.transfer``
+(:mod:`textdistill.data.transfer`) are appended to the train split before augmentation,
+so they are augmented too, and are unlabelled the same way.
 
 Problems are :class:`~textdistill.config.ConfigError` naming the recipe key to fix.
 """
@@ -24,6 +31,7 @@ Problems are :class:`~textdistill.config.ConfigError` naming the recipe key to f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +57,11 @@ class Built:
         mode: ``"distill"`` or ``"finetune"``.
         teachers: the teacher models (empty when fine-tuning).
         student: the model to train.
-        tokenizer: the one tokenizer of teachers and student (saved with ``best/``).
+        tokenizer: the student's tokenizer (saved with ``best/``); with
+            ``teacher.tokenizer: shared`` every teacher's too.
+        teacher_tokenizers: ``{teacher index: tokenizer}`` of the teachers that read the
+            text through their own tokenizer (``teacher.tokenizer: own`` and a tokenizer
+            that differs from the student's); the data has their ``t{i}_*`` columns.
         data: tokenized ``DatasetDict`` with ``"train"`` and ``"eval"``, or ``None``
             when built without data.
         label_names: class names by model id, or ``None`` when unknown (no data and no
@@ -67,6 +79,7 @@ class Built:
     label_names: list[str] | None = None
     label_remap: dict[int, int] | None = None
     notes: list[str] = field(default_factory=list)
+    teacher_tokenizers: dict[int, Any] = field(default_factory=dict)
 
     def training_config(self, **changes: Any) -> TrainingConfig:
         """The recipe's training config, with ``changes`` (a new object)."""
@@ -171,22 +184,30 @@ def _load_data(recipe: Recipe):
 
 def tokenize_with_labels(raw, tokenizer, data_cfg: Any, label_names: list[str],
                          remap: dict[int, int] | None = None,
-                         model_names: list[str] | None = None):
+                         model_names: list[str] | None = None,
+                         teacher_tokenizers: Mapping[int, Any] | None = None):
     """Tokenize ``raw`` with ``label_names`` as the data's classes, then (with ``remap``)
     renumber the labels to the model's ids, whose names are ``model_names``.
+
+    ``teacher_tokenizers`` (``{teacher index: tokenizer}``) adds each such teacher's own
+    token columns (``t{i}_input_ids``, ...), from the same texts.
 
     Raises:
         ConfigError: a label value is not one of the classes.
     """
     import datasets
 
-    from .data.loading import tokenize_splits
+    from .data.loading import add_teacher_columns, tokenize_splits
 
     cfg = dataclasses.replace(data_cfg, label_names=list(label_names))
     try:
         splits = tokenize_splits(raw, tokenizer, cfg)
     except ValueError as err:
         raise ConfigError(f"data.label_column: {err}") from None
+    for index, teacher_tokenizer in sorted((teacher_tokenizers or {}).items()):
+        splits = add_teacher_columns(splits, teacher_tokenizer, index,
+                                     text_columns=list(cfg.text_columns),
+                                     max_length=cfg.max_length, texts=raw)
     if remap is None:
         return splits
     # Renumber explicitly: the teacher's id for each data label, and the teacher's order
@@ -223,23 +244,28 @@ def augment_train(raw, data_cfg: Any, tokenizer: Any, teacher: Any):
     return datasets.DatasetDict({**raw, "train": train}), note
 
 
-def unlabel_augmented(split, augmented: list[bool]):
-    """The tokenized ``split`` with ``labels`` -100 where ``augmented`` is True.
+def unlabel_rows(split, flags: dict[str, list[bool]]):
+    """The tokenized ``split`` with ``labels`` -100 on every row that a flag marks.
 
-    ``labels`` becomes plain int64 (a ``ClassLabel`` cannot hold -100), and the
-    ``augmented`` flags are kept as a column; the Distiller drops it with every other
-    column a model does not take.
+    Args:
+        split: a tokenized split.
+        flags: ``{column name: one bool per row}``, e.g. ``{"augmented": [...],
+            "transfer": [...]}``: rows with no gold label.
+
+    ``labels`` becomes plain int64 (a ``ClassLabel`` cannot hold -100), and each flag is
+    kept as a bool column (``results.json`` counts the rows by source from them); the
+    Distiller drops them with every other column a model does not take.
     """
     import datasets
 
-    from .data.augment import AUGMENTED_COLUMN
-
     split = split.cast_column("labels", datasets.Value("int64"))
-    split = split.add_column(AUGMENTED_COLUMN, list(augmented), feature=datasets.Value("bool"))
+    for name, values in flags.items():
+        split = split.add_column(name, list(values), feature=datasets.Value("bool"))
+    names = list(flags)
     return split.map(
-        lambda batch: {"labels": [IGNORE_INDEX if flag else label for label, flag in
-                                  zip(batch["labels"], batch[AUGMENTED_COLUMN])]},
-        batched=True, desc="Unlabelling augmented train rows")
+        lambda batch: {"labels": [IGNORE_INDEX if any(marks) else label for label, *marks in
+                                  zip(batch["labels"], *(batch[n] for n in names))]},
+        batched=True, desc="Unlabelling train rows without a gold label")
 
 
 # ------------------------------------------------------------------------------ build
@@ -255,14 +281,40 @@ def _check_mode(recipe: Recipe, mode: str) -> None:
             f"data.augment.copies: {augment.copies}, but augmented sentences have no gold "
             "labels: only a teacher can label them. Distil with a teacher (`textdistill "
             "distill`) or set data.augment.copies=0 to fine-tune")
+    if mode == "finetune" and recipe.data.transfer.enabled:
+        raise ConfigError(
+            "data.transfer: transfer texts have no gold labels: only a teacher can label "
+            "them. Distil with a teacher (`textdistill distill`) or remove data.transfer "
+            "to fine-tune")
     if mode == "distill" and not recipe.teacher_models:
         raise ConfigError("teacher: `textdistill distill` needs a teacher section "
                           "(teacher.model); to train on labels alone use `textdistill finetune`")
 
 
-def _load_teachers(recipe: Recipe, mode: str) -> tuple[list[Any], Any]:
-    """The teachers (only the first when fine-tuning) and their shared tokenizer, or
-    ``([], None)`` when the recipe names none."""
+# Ends every tokenizer-mismatch error of a recipe that did not ask to cross tokenizers.
+_OWN_TOKENIZER_HINT = ("; to let each model read the text through its own tokenizer, set "
+                       "teacher.tokenizer: own")
+
+
+def _own_tokenizers(recipe: Recipe) -> bool:
+    """Whether the recipe lets each teacher read the text through its own tokenizer."""
+    return recipe.teacher is not None and recipe.teacher.tokenizer == "own"
+
+
+def _same_tokenizer(a: Any, b: Any) -> bool:
+    from .models.student import check_tokenizers_match
+
+    try:
+        check_tokenizers_match(a, b)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_teachers(recipe: Recipe, mode: str) -> tuple[list[Any], list[Any]]:
+    """The teachers (only the first when fine-tuning) and their tokenizers, checked to be
+    one tokenizer unless ``teacher.tokenizer: own``; ``([], [])`` when the recipe names
+    none."""
     from .models.student import check_tokenizers_match
 
     refs = recipe.teacher_models
@@ -273,13 +325,15 @@ def _load_teachers(recipe: Recipe, mode: str) -> tuple[list[Any], Any]:
         # architecture only; its head may be untrained.
         teachers.append(load_classifier(ref, key, require_head=mode == "distill"))
         tokenizers.append(load_tokenizer(ref, key))
+    if _own_tokenizers(recipe):
+        return teachers, tokenizers
     for i in range(1, len(tokenizers)):
         try:
             check_tokenizers_match(tokenizers[0], tokenizers[i])
         except ValueError as err:
             raise ConfigError(f"teacher.model[{i}]: shares no tokenizer with "
-                              f"teacher.model[0]: {err}") from None
-    return teachers, (tokenizers[0] if tokenizers else None)
+                              f"teacher.model[0]: {err}{_OWN_TOKENIZER_HINT}") from None
+    return teachers, tokenizers
 
 
 def _load_student_tokenizer(recipe: Recipe, teacher_tokenizer: Any) -> Any:
@@ -288,14 +342,32 @@ def _load_student_tokenizer(recipe: Recipe, teacher_tokenizer: Any) -> Any:
     if recipe.student.kind != "pretrained":
         return None
     tokenizer = load_tokenizer(recipe.student.pretrained, "student.pretrained")
-    if teacher_tokenizer is not None:
+    if teacher_tokenizer is not None and not _own_tokenizers(recipe):
         from .models.student import check_tokenizers_match
 
         try:
             check_tokenizers_match(teacher_tokenizer, tokenizer)
         except ValueError as err:
-            raise ConfigError(f"student.pretrained: {err}") from None
+            raise ConfigError(f"student.pretrained: {err}{_OWN_TOKENIZER_HINT}") from None
     return tokenizer
+
+
+def _teachers_reading_own_tokenizer(recipe: Recipe, tokenizers: list[Any],
+                                    student_tokenizer: Any, notes: list[str]) -> dict[int, Any]:
+    """``{teacher index: tokenizer}`` of the teachers whose tokenizer differs from the
+    student's (``teacher.tokenizer: own``); a teacher that encodes text like the student
+    reads the student's token ids, and token-level matches with it stay possible."""
+    if not _own_tokenizers(recipe):
+        return {}
+    own = {}
+    for index, tokenizer in enumerate(tokenizers):
+        if _same_tokenizer(tokenizer, student_tokenizer):
+            key = "teacher.model" if len(tokenizers) == 1 else f"teacher.model[{index}]"
+            notes.append(f"{key} encodes text like the student: it reads the student's token "
+                         "ids")
+        else:
+            own[index] = tokenizer
+    return own
 
 
 def _load_data_labels(recipe: Recipe, load_data: bool,
@@ -329,19 +401,30 @@ def _make_student(recipe: Recipe, teachers: list[Any], label_names: list[str] | 
 
 def _prepare_data(recipe: Recipe, raw: Any, tokenizer: Any, teachers: list[Any],
                   data_names: list[str], remap: dict[int, int] | None,
-                  label_names: list[str], notes: list[str]):
-    """The tokenized splits, the train split augmented (and its new rows unlabelled) when
-    ``data.augment`` asks for it."""
+                  label_names: list[str], notes: list[str],
+                  teacher_tokenizers: dict[int, Any]):
+    """The tokenized splits: the transfer texts (``data.transfer``) appended to the train
+    split, then the whole split augmented (``data.augment``), the rows without a gold
+    label unlabelled."""
     from .data.augment import AUGMENTED_COLUMN
+    from .data.transfer import TRANSFER_COLUMN, append_transfer
 
-    augmented = None
-    if recipe.data.augment.enabled:  # distill mode: _check_mode refused it for finetune
-        raw, note = augment_train(raw, recipe.data, tokenizer, teachers[0])
+    # Distill mode only: _check_mode refused both for finetune.
+    if recipe.data.transfer.enabled:
+        raw, note = append_transfer(raw, recipe.data)
         notes.append(note)
-        augmented = list(raw["train"][AUGMENTED_COLUMN])
-    data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names)
-    if augmented is not None:
-        data["train"] = unlabel_augmented(data["train"], augmented)
+    if recipe.data.augment.enabled:
+        # Replacement neighbours come from teacher 0's embeddings, indexed by its ids.
+        raw, note = augment_train(raw, recipe.data, teacher_tokenizers.get(0, tokenizer),
+                                  teachers[0])
+        notes.append(note)
+    # Tokenization keeps only the model columns: the flags are read here and put back.
+    flags = {name: list(raw["train"][name]) for name in (TRANSFER_COLUMN, AUGMENTED_COLUMN)
+             if name in raw["train"].column_names}
+    data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names,
+                                teacher_tokenizers)
+    if flags:
+        data["train"] = unlabel_rows(data["train"], flags)
     return data
 
 
@@ -363,14 +446,20 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
     _check_mode(recipe, mode)
     notes: list[str] = []
     teachers: list[Any] = []
-    teacher_tokenizer = None
+    teacher_tokenizers: list[Any] = []
     if mode == "distill" or recipe.student.kind in ("from_teacher", "config"):
-        teachers, teacher_tokenizer = _load_teachers(recipe, mode)
+        teachers, teacher_tokenizers = _load_teachers(recipe, mode)
     elif recipe.teacher_models:
         notes.append("fine-tuning a pretrained student: the teacher section is not used")
     # Every tokenizer is checked before the data, whose loading is the slow part.
+    teacher_tokenizer = teacher_tokenizers[0] if teacher_tokenizers else None
     student_tokenizer = _load_student_tokenizer(recipe, teacher_tokenizer)
-    tokenizer = teacher_tokenizer if teacher_tokenizer is not None else student_tokenizer
+    if _own_tokenizers(recipe) and student_tokenizer is not None:
+        tokenizer = student_tokenizer
+    else:
+        tokenizer = teacher_tokenizer if teacher_tokenizer is not None else student_tokenizer
+    own = _teachers_reading_own_tokenizer(recipe, teacher_tokenizers, tokenizer, notes) \
+        if mode == "distill" else {}
 
     raw, data_names = _load_data_labels(recipe, load_data, notes)
     label_names, remap = data_names, None
@@ -384,10 +473,10 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
     data = None
     if raw is not None:
         data = _prepare_data(recipe, raw, tokenizer, teachers, data_names, remap, label_names,
-                             notes)
+                             notes, own)
     return Built(recipe=recipe, mode=mode, teachers=teachers if mode == "distill" else [],
                  student=student, tokenizer=tokenizer, data=data, label_names=label_names,
-                 label_remap=remap, notes=notes)
+                 label_remap=remap, notes=notes, teacher_tokenizers=own)
 
 
 def _check_teacher_labels(recipe: Recipe, teachers: list[Any],
@@ -459,4 +548,4 @@ def _build_student(recipe: Recipe, teachers: list[Any], label_names: list[str] |
 
 
 __all__ = ["IGNORE_INDEX", "MODES", "Built", "augment_train", "build", "load_classifier",
-           "load_tokenizer", "tokenize_with_labels", "unlabel_augmented"]
+           "load_tokenizer", "tokenize_with_labels", "unlabel_rows"]

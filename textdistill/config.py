@@ -164,7 +164,7 @@ class DistillationConfig:
     temperature: Schedule = field(default_factory=lambda: Schedule(2.0), metadata={
         "help": "Softmax temperature T of the logit loss (a number, or {start, end, kind})."})
     logit_loss: str | None = field(default="kd_kl", metadata={
-        "help": "Registered logit loss (`kd_kl`, `kd_ce`, `kd_mse`, `dkd`, ...); null for "
+        "help": "Registered logit loss (`kd_kl`, `kd_ce`, `kd_mse`, `dkd`, `pseudo_ce`, ...); null for "
                 "supervised training on the labels alone."})
     logit_loss_options: dict = field(default_factory=dict, metadata={
         "help": "Keyword options of the logit loss (`dkd`: alpha, beta, and unlabeled: "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from transformers import get_scheduler
 from .accelerator import make_accelerator, make_optimizer, total_steps, tracker_config
 from .checkpoints import checkpoint_to_resume, save_best, save_checkpoint
 from .config import DistillationConfig, TrainingConfig
-from .data.batching import BatchPlan, model_inputs, pad_batch
+from .data.batching import BatchPlan, model_inputs, pad_batch, teacher_batch, teacher_prefix
 from .history import History, LossWindow
 from .inference import run_inference
 from .metrics import compute_classification_metrics, greater_is_better
@@ -68,6 +68,25 @@ def _as_list(teacher) -> list[torch.nn.Module]:
     return [teacher]
 
 
+def _teacher_pad_ids(teachers: list[torch.nn.Module],
+                     tokenizers: Mapping[int, Any]) -> dict[int, int]:
+    """``{teacher index: pad id}`` of the teachers with their own tokenizer.
+
+    Raises:
+        ValueError: an index names no teacher.
+    """
+    pad_ids = {}
+    for index, tokenizer in tokenizers.items():
+        if not 0 <= index < len(teachers):
+            raise ValueError(f"teacher_tokenizers: index {index} but there are "
+                             f"{len(teachers)} teacher(s)")
+        pad = getattr(tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(unwrap_model(teachers[index]).config, "pad_token_id", None)
+        pad_ids[index] = 0 if pad is None else pad
+    return pad_ids
+
+
 class Distiller:
     """Distil ``teacher`` (or several) into ``student``, or fine-tune ``student`` alone.
 
@@ -77,7 +96,14 @@ class Distiller:
         student: the model to train (any ``AutoModelForSequenceClassification``).
         distill_config: losses, weights, schedules, matches (default: logit KD).
         training_config: the loop's settings (default: :class:`TrainingConfig`).
-        tokenizer: saved with ``best/``; its pad id pads the batches.
+        tokenizer: the student's tokenizer, saved with ``best/``; its pad id pads the
+            batches.
+        teacher_tokenizers: ``{teacher index: tokenizer}`` for the teachers that read the
+            text through their own tokenizer. Teacher ``i`` then reads the data's
+            ``t{i}_input_ids``, ``t{i}_attention_mask`` (``t{i}_token_type_ids``) columns
+            (see :func:`~textdistill.data.loading.add_teacher_columns`), padded with its
+            tokenizer's pad id, and only logit losses and sentence-level hidden matches
+            (``pkd``) may use it.
         adaptor / teacher_adaptor: turn model outputs into a
             :class:`~textdistill.models.adaptors.ModelView` (default: Hugging Face).
         accelerator: an existing ``Accelerator`` (default: built from the config).
@@ -98,6 +124,7 @@ class Distiller:
         training_config: TrainingConfig | None = None,
         *,
         tokenizer: Any = None,
+        teacher_tokenizers: Mapping[int, Any] | None = None,
         adaptor: Adaptor = hf_adaptor,
         teacher_adaptor: Adaptor | None = None,
         accelerator: Accelerator | None = None,
@@ -115,7 +142,9 @@ class Distiller:
         # The projections' random init must follow the run's seed, not whatever the global
         # RNG holds after the caller's own work (as transformers' Trainer seeds in __init__).
         set_seed(self.training_config.seed)
-        self.plan = plan(self.distill_config, student, self.teachers)
+        self.teacher_pad_ids = _teacher_pad_ids(self.teachers, teacher_tokenizers or {})
+        self.plan = plan(self.distill_config, student, self.teachers,
+                         own_tokenizer=self.teacher_pad_ids)
         self.matches = self.plan.matches
         self.projections = self.plan.projections
         self.objective = Objective(self.distill_config if self.teachers else None,
@@ -146,13 +175,19 @@ class Distiller:
         return self.training_config.pad_to
 
     def _collate(self, dataset, positions: list[int]) -> dict[str, torch.Tensor]:
-        batch = pad_batch(dataset[positions], self.pad_token_id, self._pad_to)
+        batch = pad_batch(dataset[positions], self.pad_token_id, self._pad_to,
+                          teacher_pad_ids=self.teacher_pad_ids)
         # Positions in this dataset key the teacher cache, whatever idx the data carried.
         batch["idx"] = torch.as_tensor(positions, dtype=torch.long)
         device = self.accelerator.device
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     # ---------------------------------------------------------------- the teachers
+
+    def _teacher_input(self, batch, index: int):
+        """What teacher ``index`` reads: its own token columns when it has its own
+        tokenizer, else the student's batch."""
+        return teacher_batch(batch, index) if index in self.teacher_pad_ids else batch
 
     def _teacher_outputs(self, batch, need_logits: bool):
         """Per-teacher logits (cached or live) and views (where a forward ran)."""
@@ -163,8 +198,8 @@ class Distiller:
             for index, teacher in enumerate(self.teachers):
                 hidden, attentions = self.objective.teacher_needs(index)
                 if self.objective.needs_teacher_forward(index, logits_cached=cached is not None):
-                    view = self.teacher_adaptor(teacher, batch, hidden_states=hidden,
-                                                attentions=attentions)
+                    view = self.teacher_adaptor(teacher, self._teacher_input(batch, index),
+                                                hidden_states=hidden, attentions=attentions)
                     views.append(view)
                     logits.append(view.logits if cached is None else cached[index])
                 else:
@@ -186,18 +221,22 @@ class Distiller:
 
     def _build_cache(self, dataset) -> None:
         cfg = self.training_config
-        fingerprint = teacher_fingerprint(self.teachers, data_fingerprint(dataset),
+        # Each teacher's logits follow the token ids it reads.
+        prefixes = sorted({teacher_prefix(i) if i in self.teacher_pad_ids else ""
+                           for i in range(len(self.teachers))})
+        fingerprint = teacher_fingerprint(self.teachers, data_fingerprint(dataset, prefixes),
                                           self._pad_to)
 
         def teacher_logits(batch):
-            return [self.teacher_adaptor(t, batch).logits for t in self.teachers]
+            return [self.teacher_adaptor(t, self._teacher_input(batch, i)).logits
+                    for i, t in enumerate(self.teachers)]
 
         self._cache = TeacherLogitCache.load_or_build(
             directory=cfg.teacher_cache_dir,
             fingerprint=fingerprint, dataset=dataset, teacher_logits_fn=teacher_logits,
             accelerator=self.accelerator, pad_token_id=self.pad_token_id,
             batch_size=self._inference_batch_size, pad_to=self._pad_to,
-            progress_bar=cfg.progress_bar,
+            teacher_pad_ids=self.teacher_pad_ids, progress_bar=cfg.progress_bar,
         )
 
     # ----------------------------------------------------------------- checkpoints
@@ -241,18 +280,29 @@ class Distiller:
     def predict(self, data, model: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
         """Logits and labels for every example of ``data``, gathered from all ranks.
 
+        ``model`` defaults to the student. One of the Distiller's teachers (recognised by
+        identity) runs through the teacher adaptor and, when it has its own tokenizer,
+        reads its own token columns.
+
         Returns:
             ``{"logits": (N, C) float32, "labels": (N,) long or None}`` in data order.
         """
         model = model if model is not None else self.student
         dataset = model_inputs(data)
+        index = next((i for i, t in enumerate(self.teachers) if t is model), None)
+        if index is None:
+            def forward(batch):
+                return [self.adaptor(model, batch).logits]
+        else:
+            def forward(batch):
+                return [self.teacher_adaptor(model, self._teacher_input(batch, index)).logits]
         was_training = model.training
         model.eval()
         try:
             logits = run_inference(
-                dataset, lambda batch: [self.adaptor(model, batch).logits], self.accelerator,
+                dataset, forward, self.accelerator,
                 batch_size=self._inference_batch_size, pad_token_id=self.pad_token_id,
-                pad_to=self._pad_to)[0]
+                pad_to=self._pad_to, teacher_pad_ids=self.teacher_pad_ids)[0]
         finally:
             model.train(was_training)
         labels = torch.as_tensor(dataset["labels"]) if "labels" in dataset.column_names else None

@@ -14,7 +14,7 @@ from typing import Any
 
 from .build import load_classifier, load_tokenizer, tokenize_with_labels
 from .config import TrainingConfig
-from .data.loading import DATA_EXTENSIONS
+from .data.files import DATA_EXTENSIONS
 from .errors import ConfigError
 from .recipe import load_recipe
 from .refs import normalize_model_ref

@@ -10,7 +10,7 @@ order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -30,6 +30,7 @@ def run_inference(
     batch_size: int,
     pad_token_id: int,
     pad_to: int | None = None,
+    teacher_pad_ids: Mapping[int, int] | None = None,
     progress_bar: bool = False,
     description: str = "inference",
 ) -> torch.Tensor:
@@ -45,6 +46,8 @@ def run_inference(
         batch_size: examples per forward call on each process.
         pad_token_id: id that pads ``input_ids``.
         pad_to: pad every batch to this length; ``None`` pads to each batch's longest.
+        teacher_pad_ids: pad ids of the teachers' own token columns (see
+            :func:`~textdistill.data.batching.pad_batch`).
         progress_bar: show a bar (on the local main process only).
         description: the bar's label.
 
@@ -66,7 +69,7 @@ def run_inference(
                disable=not (progress_bar and accelerator.is_local_main_process))
     for start in range(0, len(positions), batch_size):
         chunk = positions[start : start + batch_size]
-        batch = pad_batch(dataset[chunk], pad_token_id, pad_to)
+        batch = pad_batch(dataset[chunk], pad_token_id, pad_to, teacher_pad_ids=teacher_pad_ids)
         batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
         with accelerator.autocast():
             per_model = forward(batch)

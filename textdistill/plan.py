@@ -7,18 +7,25 @@ widths call for, and notes where attention maps are head-averaged. Everything it
 is a :class:`~textdistill.errors.ConfigError` naming the recipe key, raised before any
 training starts. The :class:`~textdistill.distiller.Distiller`, ``textdistill check`` and
 evaluation all go through it.
+
+A teacher that reads the text through its own tokenizer (``teacher.tokenizer: own``)
+splits it into other tokens than the student: its hidden states and attention maps have
+other positions, so token-level matches with it are refused. Logit losses and
+sentence-level hidden matches (a loss registered ``sentence_level``, such as ``pkd``,
+which reads only the first token) work, the latter with a projection where the widths
+differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from .config import DistillationConfig, Match, MatchPreset
 from .errors import ConfigError
-from .losses import available_losses
+from .losses import available_losses, is_sentence_level
 from .models.adaptors import ModelDims, model_dims
 from .models.mapping import matches_from_mapping
 from .models.projections import build_projections
@@ -84,17 +91,41 @@ def _check_match(key: str, match: Match, student: ModelDims,
                               f"{dims.num_layers} layers (valid: {first}..{dims.num_layers})")
 
 
+def _check_tokenizer(key: str, match: Match, own_tokenizer: Collection[int]) -> None:
+    """Refuse a token-level match with a teacher that tokenizes the text its own way."""
+    if match.teacher_index not in own_tokenizer:
+        return
+    if match.feature == "hidden" and is_sentence_level(match.loss):
+        return
+    what = "attention maps" if match.feature == "attention" else \
+        f"hidden states token by token ({match.loss})"
+    raise ConfigError(
+        f"{key}: teacher {match.teacher_index} reads the text through its own tokenizer "
+        f"(teacher.tokenizer: own), so its token positions do not line up with the "
+        f"student's, and this match compares {what}. Across tokenizers use logit losses "
+        "or a sentence-level hidden match (loss: pkd, on the first token)")
+
+
 def plan(config: DistillationConfig | None, student: torch.nn.Module,
-         teachers: Sequence[torch.nn.Module] = ()) -> Plan:
+         teachers: Sequence[torch.nn.Module] = (),
+         own_tokenizer: Collection[int] = ()) -> Plan:
     """Check ``config`` against ``student`` and ``teachers``; resolve matches and projections.
 
     Without teachers (fine-tuning) the plan is empty and ``config`` is not consulted.
 
+    Args:
+        config: the distillation config.
+        student: the model to train.
+        teachers: the teacher models.
+        own_tokenizer: indices of the teachers that read the text through their own
+            tokenizer, not the student's: only logit losses and sentence-level hidden
+            matches may use them.
+
     Raises:
         ConfigError: naming the recipe key, for a match on a layer or teacher the models
-            lack, a repeated match, an unregistered loss, a teacher-weight count that
-            differs from the teacher count, or teachers whose label counts differ from the
-            student's.
+            lack, a repeated match, an unregistered loss, a token-level match with a
+            teacher of another tokenizer, a teacher-weight count that differs from the
+            teacher count, or teachers whose label counts differ from the student's.
     """
     teachers = list(teachers)
     if not teachers or config is None:
@@ -115,6 +146,7 @@ def plan(config: DistillationConfig | None, student: torch.nn.Module,
     notes = []
     for key, match in keyed:
         _check_match(key, match, student_dims, teacher_dims)
+        _check_tokenizer(key, match, own_tokenizer)
         if match.name in seen:
             raise ConfigError(f"{key}: repeats {seen[match.name]} (same feature, layers, "
                               "teacher and loss)")

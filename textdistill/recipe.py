@@ -2,7 +2,8 @@
 
 A recipe has six sections::
 
-    teacher:  {model: <id | dir | python:<module> | [list]>, remap_labels: false}
+    teacher:  {model: <id | dir | python:<module> | [list]>, remap_labels: false,
+              tokenizer: shared | own}
     student:  exactly one of  from_teacher: [0, 2, 4]
                               config: {num_layers, hidden_size, num_heads, intermediate_size}
                               pretrained: <id | dir | python:<module>>
@@ -31,7 +32,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -40,10 +41,12 @@ from .data.loading import DataConfig
 from .errors import ConfigError
 from .migrate import migrate_recipe, migrated_key
 from .refs import local_path, normalize_model_ref
-from .schema import check_number, field_type_at, from_dict, init_fields, plain_data
+from .schema import check_choice, check_number, field_type_at, from_dict, init_fields, plain_data
 
 SECTIONS = ("teacher", "student", "data", "distill", "train", "output")
 STUDENT_KINDS = ("from_teacher", "config", "pretrained")
+# teacher.tokenizer: one token-id space for all models, or each teacher its own.
+TEACHER_TOKENIZERS = ("shared", "own")
 # TrainingConfig fields a recipe sets elsewhere, with where.
 _TRAIN_ELSEWHERE = {
     "output_dir": "the run directory is output.dir",
@@ -69,8 +72,15 @@ class TeacherSpec:
     remap_labels: bool = field(default=False, metadata={
         "help": "Accept a teacher whose classes are the data's in another order, and "
                 "renumber the data's labels to the teacher's ids."})
+    tokenizer: Literal["shared", "own"] = field(default="shared", metadata={
+        "help": "`shared`: every teacher and the student must turn text into the same token "
+                "ids (a mismatch is an error). `own`: each teacher reads the text through "
+                "its own tokenizer (columns t<i>_input_ids, ...); logit losses and "
+                "sentence-level hidden matches (pkd) work across tokenizers, token-level "
+                "matches do not."})
 
     def __post_init__(self) -> None:
+        check_choice("teacher.tokenizer", self.tokenizer, TEACHER_TOKENIZERS)
         models = self.models
         if not models:
             raise ConfigError("teacher.model: give at least one model")
@@ -241,6 +251,11 @@ def _expand_data_paths(data: Mapping[str, Any]) -> dict[str, Any]:
     for key in keys:
         if isinstance(data.get(key), str):
             data[key] = local_path(data[key], f"data.{key}")
+    transfer = data.get("transfer")
+    if isinstance(transfer, Mapping) and isinstance(transfer.get("files"), list):
+        data["transfer"] = {**transfer, "files": [
+            local_path(path, f"data.transfer.files[{i}]") if isinstance(path, str) else path
+            for i, path in enumerate(transfer["files"])]}
     return data
 
 

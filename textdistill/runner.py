@@ -114,7 +114,8 @@ def make_distiller(built: Any, training_config: TrainingConfig | None = None):
 
     recipe = built.recipe
     return Distiller(built.teachers or None, built.student, recipe.distill,
-                     training_config or recipe.train, tokenizer=built.tokenizer)
+                     training_config or recipe.train, tokenizer=built.tokenizer,
+                     teacher_tokenizers=built.teacher_tokenizers)
 
 
 def _metrics_only(record: dict[str, Any] | None) -> dict[str, float] | None:
@@ -151,6 +152,7 @@ def _evaluate_teachers(distiller: Any, teachers: list[Any], eval_ds: Any,
 def _results(recipe: Recipe, mode: str, built: Any, distiller: Any, history: Any,
              teacher_evals: list[dict[str, float]], out: Path) -> dict[str, Any]:
     """``results.json`` of a finished run (see :func:`run_recipe`), less the wall time."""
+    from .data.transfer import train_sources
     from .speed import count_parameters
 
     train_ds, eval_ds = built.data["train"], built.data["eval"]
@@ -186,6 +188,7 @@ def _results(recipe: Recipe, mode: str, built: Any, distiller: Any, history: Any
             "teacher": teacher_speed["samples_per_second"] if teacher_speed else None,
         },
         "train_examples": len(train_ds),
+        "train_examples_by_source": train_sources(train_ds),
         "eval_examples": len(eval_ds),
         "label_names": built.label_names,
         "train_time_s": history.wall_time_s,
@@ -210,7 +213,9 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
         The results: ``mode``, ``final_eval`` and ``best_eval`` (accuracy, f1, mcc),
         ``best_step``, ``final_step``, ``params`` (``student``, ``teacher``),
         ``teacher_eval`` (distill), ``latency`` (ms by batch size for ``student`` and
-        ``teacher``), ``throughput``, ``train_examples``, ``eval_examples``,
+        ``teacher``), ``throughput``, ``train_examples`` (all rows) and
+        ``train_examples_by_source`` (``labelled``, ``transfer``: ``data.transfer`` texts,
+        ``augmented``: ``data.augment`` variants), ``eval_examples``,
         ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
         ``textdistill_version``.
 
@@ -259,7 +264,8 @@ def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
 
     built = build(recipe, mode, load_data=False)
     set_seed(recipe.train.seed)
-    resolved = plan(recipe.distill, built.student, built.teachers)
+    resolved = plan(recipe.distill, built.student, built.teachers,
+                    own_tokenizer=built.teacher_tokenizers)
     return {
         "built": built,
         "params": {"teachers": [count_parameters(t) for t in built.teachers],

@@ -18,31 +18,42 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .data.batching import TOKEN_COLUMNS
 from .inference import Forward, run_inference
 
 # The columns a teacher's forward reads (see data.batching.pad_batch): its logits are a
-# function of these and the teacher alone.
-TEACHER_INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
+# function of these and the teacher alone. A teacher with its own tokenizer reads them
+# under its prefix (t1_input_ids, ...).
+TEACHER_INPUT_COLUMNS = TOKEN_COLUMNS
 
 
-def data_fingerprint(dataset) -> str:
-    """A hash of the token columns the teacher reads, in example order.
+def data_fingerprint(dataset, prefixes: Sequence[str] = ("",)) -> str:
+    """A hash of the token columns the teachers read, in example order.
 
     ``datasets`` fingerprints a file-backed dataset by its files' paths and modification
     times, so a copied or re-downloaded dataset would miss a valid cache. Hashing the
     token ids themselves keeps the cache valid for the same inputs wherever they came
     from, and gives changed inputs a new file. Datasets without Arrow columns (plain
     indexables) fall back to their ``_fingerprint`` or their length.
+
+    Args:
+        dataset: the tokenized training examples.
+        prefixes: the column prefixes the teachers read: ``""`` for the student's token
+            columns, ``"t1_"`` for teacher 1's own (see
+            :func:`~textdistill.data.batching.teacher_prefix`). A teacher with its own
+            tokenizer is keyed by the ids it reads, whatever the student's are.
     """
     import pyarrow.compute as pc
 
-    columns = [c for c in TEACHER_INPUT_COLUMNS if c in getattr(dataset, "column_names", ())]
+    present = getattr(dataset, "column_names", ())
+    columns = [prefix + c for prefix in prefixes for c in TEACHER_INPUT_COLUMNS
+               if prefix + c in present]
     if not columns or not hasattr(dataset, "with_format"):
         return getattr(dataset, "_fingerprint", "") or str(len(dataset))
     table = dataset.select_columns(columns).with_format("arrow")[:]
@@ -116,6 +127,7 @@ class TeacherLogitCache:
         pad_token_id: int,
         batch_size: int,
         pad_to: int | None = None,
+        teacher_pad_ids: Mapping[int, int] | None = None,
         progress_bar: bool = True,
     ) -> TeacherLogitCache:
         """Load the cache for ``fingerprint`` or compute it with ``teacher_logits_fn``.
@@ -128,7 +140,7 @@ class TeacherLogitCache:
             teacher_logits_fn: batch (on the accelerator's device) -> one (B, C) logits
                 tensor per teacher; it runs under the accelerator's autocast.
             accelerator: the run's ``accelerate.Accelerator``.
-            pad_token_id, batch_size, pad_to, progress_bar: as for
+            pad_token_id, batch_size, pad_to, teacher_pad_ids, progress_bar: as for
                 :func:`~textdistill.inference.run_inference`.
         """
         directory = Path(directory)
@@ -137,7 +149,8 @@ class TeacherLogitCache:
         if not path.exists():
             logits = run_inference(dataset, teacher_logits_fn, accelerator,
                                    batch_size=batch_size, pad_token_id=pad_token_id,
-                                   pad_to=pad_to, progress_bar=progress_bar,
+                                   pad_to=pad_to, teacher_pad_ids=teacher_pad_ids,
+                                   progress_bar=progress_bar,
                                    description="caching teacher logits")
             if accelerator.is_main_process:
                 directory.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Data: loading and tokenizing text datasets (:mod:`.loading`), transfer-set augmentation
-(:mod:`.augment`), batching (:mod:`.batching`).
+(:mod:`.augment`), unlabeled transfer texts (:mod:`.transfer`), batching
+(:mod:`.batching`).
 
 The loading and augmentation names are imported on first use, so
 ``textdistill.data.batching`` (which the training loop imports) does not pull in
@@ -15,30 +16,42 @@ if TYPE_CHECKING:
     from .augment import AUGMENTED_COLUMN, AugmentConfig, augment_dataset, neighbour_table
     from .loading import (
         DataConfig,
+        add_teacher_columns,
         default_sst2_dir,
         infer_label_names,
         load_raw_splits,
         sst2_data_config,
         tokenize_splits,
     )
+    from .transfer import TRANSFER_COLUMN, TransferConfig, load_transfer, train_sources
 
 __all__ = [
     "AUGMENTED_COLUMN",
+    "TRANSFER_COLUMN",
     "AugmentConfig",
     "DataConfig",
+    "TransferConfig",
+    "add_teacher_columns",
     "augment_dataset",
     "default_sst2_dir",
     "infer_label_names",
     "load_raw_splits",
+    "load_transfer",
     "neighbour_table",
     "sst2_data_config",
     "tokenize_splits",
+    "train_sources",
 ]
-_AUGMENT_NAMES = ("AUGMENTED_COLUMN", "AugmentConfig", "augment_dataset", "neighbour_table")
+_MODULES = {
+    **dict.fromkeys(("AUGMENTED_COLUMN", "AugmentConfig", "augment_dataset", "neighbour_table"),
+                    ".augment"),
+    **dict.fromkeys(("TRANSFER_COLUMN", "TransferConfig", "load_transfer", "train_sources"),
+                    ".transfer"),
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        module = ".augment" if name in _AUGMENT_NAMES else ".loading"
+        module = _MODULES.get(name, ".loading")
         return getattr(importlib.import_module(module, __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,9 @@ Two steps, both built on ``datasets``:
   (``token_type_ids`` when the tokenizer makes them) and integer ``labels``. Sequences
   are truncated but not padded: batches are padded to their own longest sequence later.
 
+``DataConfig.transfer`` (:mod:`.transfer`) names unlabeled text that
+:func:`textdistill.build.build` appends to the train split of a distillation run.
+
 Labels end up as ids into :attr:`DataConfig.label_names`, and the tokenized ``labels``
 column is a ``ClassLabel`` carrying those names, so later steps (the teacher's label
 check, the exported model's ``id2label``) read them from the data.
@@ -30,31 +33,14 @@ import datasets
 from ..errors import ConfigError
 from ..schema import check_number, from_dict
 from .augment import AugmentConfig
-
-# Extension -> (``datasets`` builder, extra builder options).
-_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
-    # keep_default_na=False: pandas would otherwise read texts such as "NA", "null" or
-    # "nan" (MNLI has "N/A" hypotheses) as missing values.
-    ".csv": ("csv", {"keep_default_na": False}),
-    # GLUE's tsv files are unquoted: a sentence may begin with a '"' that pandas would
-    # take as the start of a quoted field spanning lines. quoting=3 is csv.QUOTE_NONE.
-    ".tsv": ("csv", {"delimiter": "\t", "quoting": 3, "keep_default_na": False}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-}
-DATA_EXTENSIONS = tuple(_FORMATS)
+from .files import DATA_EXTENSIONS, file_format, load_table, seeded_subset
+from .transfer import TransferConfig, check_transfer_columns
 
 SST2_HUB_DATASET = "stanfordnlp/sst2"
 SST2_LABEL_NAMES = ["negative", "positive"]
 # Names a local GLUE SST-2 copy (a directory with SST2_FILES) for sst2_data_config().
 SST2_DIR_ENV = "TEXTDISTILL_SST2_DIR"
 SST2_FILES = ("train.tsv", "validation.tsv")
-
-
-def _file_format(path: str) -> str:
-    """The lower-case extension of ``path`` (``".tsv"``)."""
-    return os.path.splitext(path)[1].lower()
 
 
 @dataclass
@@ -104,6 +90,10 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": (
         "Transfer-set augmentation of the train split (off by default; distillation "
         "only, since the variants have no gold labels).")})
+    transfer: TransferConfig = field(default_factory=TransferConfig, metadata={"help": (
+        "Unlabeled text added to the train split (off by default; distillation only, since "
+        "the texts have no gold labels): local files or a dataset split, a seeded "
+        "subsample, and a guard against texts of the eval split.")})
 
     def __post_init__(self) -> None:
         self._check_source()
@@ -138,6 +128,13 @@ class DataConfig:
             keys = sorted(f.name for f in dataclasses.fields(AugmentConfig))
             raise ConfigError(f"data.augment: expected a mapping with keys {keys}, got "
                               f"{self.augment!r}")
+        if isinstance(self.transfer, Mapping):
+            self.transfer = from_dict(TransferConfig, self.transfer, "data.transfer")
+        elif not isinstance(self.transfer, TransferConfig):
+            keys = sorted(f.name for f in dataclasses.fields(TransferConfig))
+            raise ConfigError(f"data.transfer: expected a mapping with keys {keys}, got "
+                              f"{self.transfer!r}")
+        check_transfer_columns(self.transfer, self.text_columns)
 
     def _check_source(self) -> None:
         """``train`` and ``eval`` are split names with ``dataset``, else local data files."""
@@ -149,7 +146,7 @@ class DataConfig:
         if self.dataset is not None:
             for key in ("train", "eval"):
                 value = getattr(self, key)
-                if _file_format(value) in _FORMATS:
+                if file_format(value) in DATA_EXTENSIONS:
                     raise ConfigError(
                         f"data.{key}: {value!r} looks like a local file, but with "
                         "data.dataset set it is a split name; unset data.dataset to read "
@@ -164,12 +161,12 @@ class DataConfig:
             if value == defaults[key]:
                 raise ConfigError(
                     f"data.{key}: without data.dataset, data.train and data.eval are local "
-                    f"files ({', '.join(sorted(_FORMATS))}), got the split name {value!r}; "
+                    f"files ({', '.join(sorted(DATA_EXTENSIONS))}), got the split name {value!r}; "
                     "set data.dataset to read a Hub dataset"
                 )
-            if _file_format(value) not in _FORMATS:
+            if file_format(value) not in DATA_EXTENSIONS:
                 raise ConfigError(f"data.{key}: cannot tell the format of {value!r} from its "
-                                  f"extension; use one of {sorted(_FORMATS)}")
+                                  f"extension; use one of {sorted(DATA_EXTENSIONS)}")
 
     @property
     def source_name(self) -> str:
@@ -180,14 +177,6 @@ class DataConfig:
 
 
 # ------------------------------------------------------------------------------ loading
-
-
-def _load_file(path: str, key: str, cache_dir: str | None) -> datasets.Dataset:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"data.{key}: no such file: {path}")
-    builder, options = _FORMATS[_file_format(path)]
-    return datasets.load_dataset(builder, data_files=str(path), split="train",
-                                 cache_dir=cache_dir, **options)
 
 
 def _load_hub_split(cfg: DataConfig, split: str, key: str) -> datasets.Dataset:
@@ -206,14 +195,6 @@ def _load_hub_split(cfg: DataConfig, split: str, key: str) -> datasets.Dataset:
         ) from err
 
 
-def _subset(split: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
-    if limit is None or limit >= len(split):
-        return split
-    # flatten_indices: later steps (map, fingerprints) see a plain table, not an index
-    # mapping over the full one.
-    return split.shuffle(seed=seed).select(range(limit)).flatten_indices()
-
-
 def load_raw_splits(cfg: DataConfig) -> datasets.DatasetDict:
     """Read the train and eval data described by ``cfg``.
 
@@ -229,8 +210,8 @@ def load_raw_splits(cfg: DataConfig) -> datasets.DatasetDict:
         train = _load_hub_split(cfg, cfg.train, "train")
         evaluation = _load_hub_split(cfg, cfg.eval, "eval")
     else:
-        train = _load_file(cfg.train, "train", cfg.cache_dir)
-        evaluation = _load_file(cfg.eval, "eval", cfg.cache_dir)
+        train = load_table(cfg.train, "train", cfg.cache_dir)
+        evaluation = load_table(cfg.eval, "eval", cfg.cache_dir)
     for split_name, split in (("train", train), ("eval", evaluation)):
         for key, columns in (("text_columns", cfg.text_columns),
                              ("label_column", [cfg.label_column])):
@@ -241,8 +222,8 @@ def load_raw_splits(cfg: DataConfig) -> datasets.DatasetDict:
                     f"its columns are {split.column_names}"
                 )
     return datasets.DatasetDict({
-        "train": _subset(train, cfg.max_train_samples, cfg.seed),
-        "eval": _subset(evaluation, cfg.max_eval_samples, cfg.seed),
+        "train": seeded_subset(train, cfg.max_train_samples, cfg.seed),
+        "eval": seeded_subset(evaluation, cfg.max_eval_samples, cfg.seed),
     })
 
 
@@ -350,6 +331,82 @@ def tokenize_splits(raw: datasets.DatasetDict, tokenizer: Any,
                               desc=f"Tokenizing {split_name}")
         out[split_name] = tokenized.cast_column("labels", datasets.ClassLabel(names=label_names))
     return datasets.DatasetDict(out)
+
+
+def _teacher_token_columns(texts: datasets.Dataset, tokenizer: Any, teacher_index: int,
+                           text_columns: list[str], max_length: int) -> datasets.Dataset:
+    """Only teacher ``teacher_index``'s own token columns, one row per row of ``texts``."""
+    from .batching import TOKEN_COLUMNS, teacher_column
+
+    missing = [c for c in text_columns if c not in texts.column_names]
+    if missing:
+        raise ValueError(f"no text column {missing[0]!r} to tokenize for teacher "
+                         f"{teacher_index} (columns: {texts.column_names}); pass the "
+                         "untokenized data as texts=")
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        # A missing text is an empty text, as in tokenize_splits.
+        columns = [["" if t is None else str(t) for t in batch[c]] for c in text_columns]
+        encoded = tokenizer(*columns, truncation=True, max_length=max_length)
+        return {teacher_column(teacher_index, key): encoded[key] for key in TOKEN_COLUMNS
+                if key in encoded}
+
+    return texts.map(encode, batched=True, remove_columns=texts.column_names,
+                     desc=f"Tokenizing for teacher {teacher_index}")
+
+
+def add_teacher_columns(tokenized: datasets.Dataset | datasets.DatasetDict, tokenizer: Any,
+                        teacher_index: int, *, text_columns: list[str], max_length: int,
+                        texts: datasets.Dataset | datasets.DatasetDict | None = None):
+    """``tokenized`` with teacher ``teacher_index``'s own token columns added.
+
+    A teacher whose tokenizer differs from the student's reads the same texts through
+    its own tokenizer: ``t{i}_input_ids``, ``t{i}_attention_mask`` (and
+    ``t{i}_token_type_ids`` when its tokenizer makes them), truncated to ``max_length``
+    like the student's columns and not padded. Give the
+    :class:`~textdistill.distiller.Distiller` the same tokenizer as
+    ``teacher_tokenizers={i: tokenizer}``. Example, in a notebook::
+
+        train = raw_train.map(lambda b: student_tok(b["sentence"], truncation=True,
+                                                    max_length=128), batched=True)
+        train = add_teacher_columns(train, teacher_tok, 0, text_columns=["sentence"],
+                                    max_length=128)
+
+    Args:
+        tokenized: the student's tokenized data (a split or a ``DatasetDict``).
+        tokenizer: the teacher's tokenizer.
+        teacher_index: the teacher's position in the Distiller's teacher list.
+        text_columns: the text column(s) (two for sentence pairs).
+        max_length: truncation length in the teacher's tokens.
+        texts: the untokenized data, row for row (split for split) like ``tokenized``;
+            ``None`` reads the text columns of ``tokenized`` itself.
+
+    Returns:
+        The same type as ``tokenized``; earlier columns of that teacher are replaced.
+
+    Raises:
+        ValueError: a text column is missing, or ``texts`` does not line up with
+            ``tokenized``.
+    """
+    texts = tokenized if texts is None else texts
+    if isinstance(tokenized, datasets.DatasetDict):
+        if not isinstance(texts, datasets.DatasetDict) or set(texts) != set(tokenized):
+            raise ValueError("texts must hold the same splits as tokenized "
+                             f"({sorted(tokenized)})")
+        return datasets.DatasetDict({
+            name: add_teacher_columns(split, tokenizer, teacher_index,
+                                      text_columns=text_columns, max_length=max_length,
+                                      texts=texts[name])
+            for name, split in tokenized.items()})
+    if len(texts) != len(tokenized):
+        raise ValueError(f"texts has {len(texts)} rows, tokenized {len(tokenized)}: they "
+                         "must be the same examples in the same order")
+    columns = _teacher_token_columns(texts, tokenizer, teacher_index, list(text_columns),
+                                     max_length)
+    stale = [c for c in columns.column_names if c in tokenized.column_names]
+    if stale:
+        tokenized = tokenized.remove_columns(stale)
+    return datasets.concatenate_datasets([tokenized, columns], axis=1)
 
 
 # ------------------------------------------------------------------------------- SST-2

@@ -2,7 +2,7 @@
 
 Importing this package registers the built-in losses:
 
-* logits (B, C): ``kd_ce``, ``kd_kl``, ``kd_mse``, ``dkd``, ``hard_ce``;
+* logits (B, C): ``kd_ce``, ``kd_kl``, ``kd_mse``, ``pseudo_ce``, ``dkd``, ``hard_ce``;
 * hidden states (B, T, H): ``hidden_mse``, ``hidden_cos``, ``pkd``, ``hidden_mmd``;
 * attention maps (B, heads, T, T): ``attention_mse``, ``attention_kl``.
 
@@ -13,12 +13,22 @@ Recipes name them by string; :func:`get_loss` resolves a name and
 from ..errors import UnknownLossError
 from .attention import attention_kl, attention_mse
 from .hidden import hidden_cos, hidden_mmd, hidden_mse, pkd
-from .logits import dkd, dkd_terms, hard_ce, kd_ce, kd_kl, kd_mse, probability_shift
+from .logits import (
+    dkd,
+    dkd_terms,
+    hard_ce,
+    kd_ce,
+    kd_kl,
+    kd_mse,
+    probability_shift,
+    pseudo_ce,
+)
 from .registry import (
     LossFn,
     available_losses,
     fp32_loss,
     get_loss,
+    is_sentence_level,
     masked_mean,
     register_loss,
 )
@@ -37,11 +47,13 @@ __all__ = [
     "hidden_cos",
     "hidden_mmd",
     "hidden_mse",
+    "is_sentence_level",
     "kd_ce",
     "kd_kl",
     "kd_mse",
     "masked_mean",
     "pkd",
     "probability_shift",
+    "pseudo_ce",
     "register_loss",
 ]

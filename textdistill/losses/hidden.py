@@ -85,7 +85,8 @@ def hidden_cos(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> 
     return masked_mean(1.0 - cos, m)
 
 
-@register_loss("pkd")
+# Sentence-level: it reads only position 0, so it works across tokenizers.
+@register_loss("pkd", sentence_level=True)
 @fp32_loss
 def pkd(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     """Patient-KD: squared distance between L2-normalised [CLS] vectors.

@@ -115,6 +115,40 @@ def kd_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
     return masked_mean(per_example, m)
 
 
+@register_loss("pseudo_ce")
+@fp32_loss
+def pseudo_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
+              temperature: float = 1.0, labels: Tensor | None = None) -> Tensor:
+    """Cross-entropy of the student against the teacher's top class (pseudo-labels).
+
+    ``mean_b( -log_softmax(s_b)[argmax_c t_b] )``: self-training's hard teacher labels,
+    the baseline that soft targets (:func:`kd_kl`) are measured against; a recipe switches
+    between the two with ``distill.logit_loss`` alone. Every row takes the teacher's class,
+    labelled or not (with ``distill.probability_shift`` the teacher's top class already is
+    the gold one); the gold labels reach the student through ``hard_ce``
+    (``distill.hard_weight``).
+
+    Args:
+        student: (B, C) student logits.
+        teacher: (B, C) teacher logits (detached); only their argmax is used.
+        mask: optional (B,) example mask.
+        temperature: ignored: a hard target has no temperature, so the loss is the plain
+            CE at T = 1 with no ``T**2`` factor (like ``hard_ce``), whatever
+            ``distill.temperature`` says. It is still checked to be > 0, as every logit
+            loss does.
+        labels: ignored.
+
+    Returns:
+        0-dim float32 loss; 0 when every example is masked.
+    """
+    _check_logits(student, teacher, temperature)
+    m = _example_mask(mask, student)
+    student, teacher = _zero_masked_rows(student, m), _zero_masked_rows(teacher, m)
+    pseudo_labels = teacher.argmax(dim=-1)  # (B,)
+    per_example = F.cross_entropy(student, pseudo_labels, reduction="none")  # (B,)
+    return masked_mean(per_example, m)
+
+
 # --------------------------------------------------------------------------- DKD
 
 

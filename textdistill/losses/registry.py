@@ -12,6 +12,11 @@ engine resolves them with :func:`get_loss`. Custom losses plug in with
     @fp32_loss
     def my_loss(student, teacher, mask=None):
         ...
+
+A hidden-state loss that reads only the first token's vector (``[CLS]``), as ``pkd``
+does, is registered with ``sentence_level=True``: it compares one vector per example, so
+it also works between models whose tokenizers split the text differently, where
+token-by-token losses have no positions to align (:func:`is_sentence_level`).
 """
 
 from __future__ import annotations
@@ -36,22 +41,27 @@ class LossFn(Protocol):
 
 
 _REGISTRY: dict[str, LossFn] = {}
+# Losses that compare one vector per example (the first token's), not token by token.
+_SENTENCE_LEVEL: set[str] = set()
 
 
 @overload
-def register_loss(name: str, fn: None = None, *, overwrite: bool = False
-                  ) -> Callable[[LossFn], LossFn]: ...
+def register_loss(name: str, fn: None = None, *, overwrite: bool = False,
+                  sentence_level: bool = False) -> Callable[[LossFn], LossFn]: ...
 @overload
-def register_loss(name: str, fn: LossFn, *, overwrite: bool = False) -> LossFn: ...
+def register_loss(name: str, fn: LossFn, *, overwrite: bool = False,
+                  sentence_level: bool = False) -> LossFn: ...
 
 
-def register_loss(name, fn=None, *, overwrite=False):
+def register_loss(name, fn=None, *, overwrite=False, sentence_level=False):
     """Register ``fn`` under ``name``; without ``fn``, return a decorator that does.
 
     Args:
         name: the name recipes use.
         fn: the loss (see :class:`LossFn`).
         overwrite: replace an existing registration instead of refusing it.
+        sentence_level: a hidden-state loss that reads only each example's first token
+            (see :func:`is_sentence_level`).
 
     Returns:
         ``fn`` itself (so the decorator leaves the function usable by its own name).
@@ -71,6 +81,10 @@ def register_loss(name, fn=None, *, overwrite=False):
                 f"loss {name!r} is already registered; pass overwrite=True to replace it"
             )
         _REGISTRY[name] = loss
+        if sentence_level:
+            _SENTENCE_LEVEL.add(name)
+        else:
+            _SENTENCE_LEVEL.discard(name)
         return loss
 
     return add if fn is None else add(fn)
@@ -93,6 +107,13 @@ def get_loss(name: str) -> LossFn:
 def available_losses() -> list[str]:
     """Sorted names of all registered losses."""
     return sorted(_REGISTRY)
+
+
+def is_sentence_level(name: str) -> bool:
+    """Whether loss ``name`` compares one vector per example (the first token's) rather
+    than token by token, so that it works across tokenizers (registered with
+    ``sentence_level=True``)."""
+    return name in _SENTENCE_LEVEL
 
 
 # --------------------------------------------------------------------------- helpers
