@@ -18,11 +18,12 @@ from tiny import (
     write_tiny_classifier,
 )
 
-from textdistill.build import IGNORE_INDEX, build
+from textdistill.build import build
 from textdistill.cli import main
 from textdistill.config import ConfigError
 from textdistill.data import AugmentConfig, augment_dataset, neighbour_table
 from textdistill.data.batching import model_inputs
+from textdistill.prepare import IGNORE_INDEX
 from textdistill.recipe import apply_overrides, recipe_from_dict
 
 MASK = "[MASK]"

@@ -21,7 +21,7 @@ LAYERS = [
     {"teacher_cache", "objective", "plan", "accelerator", "state", "checkpoints"},
     {"distiller"},
     {"refs", "migrate", "recipe", "export"},
-    {"build"},
+    {"build", "prepare"},
     {"runner", "evaluation"},
     {"cli", "__init__", "__main__"},
     {"bench"},

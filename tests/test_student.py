@@ -259,3 +259,35 @@ def test_built_students_start_from_the_recipe_seed(tmp_path):
         first, again, other = weights(kind, 3), weights(kind, 3), weights(kind, 4)
         assert all(torch.equal(first[k], again[k]) for k in first), kind
         assert not all(torch.equal(first[k], other[k]) for k in first), kind
+
+
+def test_a_pretrained_student_can_keep_some_of_its_blocks(tmp_path, monkeypatch):
+    """student: {pretrained, layers}: a smaller student from a pretrained model of another
+    family than the teacher (issue 15's MiniLM students of an MPNet teacher)."""
+    from tiny import write_sentiment_tsv, write_tiny_classifier
+
+    from textdistill.build import build
+    from textdistill.errors import ConfigError
+    from textdistill.recipe import recipe_from_dict
+
+    monkeypatch.chdir(tmp_path)
+    base = write_tiny_classifier(tmp_path / "base", num_layers=4)
+    train, dev = write_sentiment_tsv(tmp_path / "data")
+    raw = {"student": {"pretrained": str(base), "layers": [0, 3]},
+           "data": {"train": str(train), "eval": str(dev), "label_names": ["negative",
+                                                                           "positive"]},
+           "output": {"dir": "run"}}
+    recipe = recipe_from_dict(raw)
+    assert recipe.to_dict()["student"] == {"pretrained": str(base), "layers": [0, 3]}
+    student = build(recipe, "finetune", load_data=False).student
+    full = build(recipe_from_dict({**raw, "student": {"pretrained": str(base)}}), "finetune",
+                 load_data=False).student
+    assert student.config.num_hidden_layers == 2 and full.config.num_hidden_layers == 4
+    kept = student.bert.encoder.layer[1].attention.self.query.weight
+    assert torch.equal(kept, full.bert.encoder.layer[3].attention.self.query.weight)
+    with pytest.raises(ConfigError, match=r"^student\.layers: only used with student\.pretrained"):
+        recipe_from_dict({**raw, "teacher": {"model": str(base)},
+                          "student": {"from_teacher": [0], "layers": [0]}})
+    with pytest.raises(ConfigError, match=r"^student\.layers"):
+        build(recipe_from_dict({**raw, "student": {"pretrained": str(base), "layers": [7]}}),
+              "finetune", load_data=False)

@@ -16,7 +16,7 @@ import yaml
 from tiny import write_sentiment_tsv, write_tiny_classifier
 
 import textdistill.losses as losses
-from textdistill.build import IGNORE_INDEX, build
+from textdistill.build import build
 from textdistill.cli import main
 from textdistill.data import DataConfig, TransferConfig, load_transfer, train_sources
 from textdistill.data.transfer import (
@@ -25,6 +25,7 @@ from textdistill.data.transfer import (
     drop_leaks,
 )
 from textdistill.errors import ConfigError
+from textdistill.prepare import IGNORE_INDEX
 from textdistill.recipe import apply_overrides, recipe_from_dict
 
 TEXTS = ["the movie was good", "a boring plot", "i loved the acting", "worst film",

@@ -20,7 +20,7 @@ checks - before any training step - that they fit together:
 With ``data.augment.copies > 0`` a distillation run trains on the train split plus
 ``copies`` generated variants of each example (:mod:`textdistill.data.augment`). The
 variants have no gold label: after tokenization their ``labels`` are -100
-(:data:`IGNORE_INDEX`), which the hard loss skips, so only the teacher's soft targets
+(:data:`~textdistill.prepare.IGNORE_INDEX`), which the hard loss skips, so only the teacher's soft targets
 (and intermediate matches) train on them. Unlabeled texts from ``data.transfer``
 (:mod:`textdistill.data.transfer`) are appended to the train split before augmentation,
 so they are augmented too, and are unlabelled the same way.
@@ -31,7 +31,6 @@ Problems are :class:`~textdistill.config.ConfigError` naming the recipe key to f
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +39,11 @@ from accelerate.utils import set_seed
 
 from .config import TrainingConfig
 from .errors import ConfigError
+from .prepare import load_data_labels, prepare_data
 from .recipe import Recipe
 from .refs import PYTHON_PREFIX, model_location
 
 MODES = ("distill", "finetune")
-# The label of a row without a gold label; hard_ce and dkd's default ignore_index.
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -165,109 +163,6 @@ def _check_positions(model: Any, max_length: int, key: str) -> None:
                           f"({positions}) of {key}; lower data.max_length")
 
 
-# ------------------------------------------------------------------------------- data
-
-
-def _load_data(recipe: Recipe):
-    from .data.loading import infer_label_names, load_raw_splits
-
-    try:
-        raw = load_raw_splits(recipe.data)
-    except ConnectionError as err:
-        raise ConfigError(f"data.dataset: {' '.join(str(err).split())}") from None
-    try:
-        names = infer_label_names(raw, recipe.data)
-    except ValueError as err:
-        raise ConfigError(f"data.label_column: {err}") from None
-    return raw, names
-
-
-def tokenize_with_labels(raw, tokenizer, data_cfg: Any, label_names: list[str],
-                         remap: dict[int, int] | None = None,
-                         model_names: list[str] | None = None,
-                         teacher_tokenizers: Mapping[int, Any] | None = None):
-    """Tokenize ``raw`` with ``label_names`` as the data's classes, then (with ``remap``)
-    renumber the labels to the model's ids, whose names are ``model_names``.
-
-    ``teacher_tokenizers`` (``{teacher index: tokenizer}``) adds each such teacher's own
-    token columns (``t{i}_input_ids``, ...), from the same texts.
-
-    Raises:
-        ConfigError: a label value is not one of the classes.
-    """
-    import datasets
-
-    from .data.loading import add_teacher_columns, tokenize_splits
-
-    cfg = dataclasses.replace(data_cfg, label_names=list(label_names))
-    try:
-        splits = tokenize_splits(raw, tokenizer, cfg)
-    except ValueError as err:
-        raise ConfigError(f"data.label_column: {err}") from None
-    for index, teacher_tokenizer in sorted((teacher_tokenizers or {}).items()):
-        splits = add_teacher_columns(splits, teacher_tokenizer, index,
-                                     text_columns=list(cfg.text_columns),
-                                     max_length=cfg.max_length, texts=raw)
-    if remap is None:
-        return splits
-    # Renumber explicitly: the teacher's id for each data label, and the teacher's order
-    # of class names on the column.
-    table = [remap[i] for i in range(len(label_names))]
-    out = {}
-    for name, split in splits.items():
-        split = split.cast_column("labels", datasets.Value("int64"))
-        split = split.map(lambda batch: {"labels": [table[v] for v in batch["labels"]]},
-                          batched=True, desc=f"Remapping {name} labels")
-        out[name] = split.cast_column("labels", datasets.ClassLabel(names=model_names))
-    return datasets.DatasetDict(out)
-
-
-def augment_train(raw, data_cfg: Any, tokenizer: Any, teacher: Any):
-    """``raw`` with its train split augmented as ``data_cfg.augment`` says.
-
-    Replacement neighbours come from ``teacher``'s input word embeddings.
-
-    Returns:
-        ``(raw, note)``: the new ``DatasetDict`` (eval unchanged) and a line for the user.
-    """
-    import datasets
-
-    from .data.augment import augment_dataset
-
-    augment = data_cfg.augment
-    embeddings = teacher.get_input_embeddings().weight.detach()
-    train = augment_dataset(raw["train"], data_cfg.text_columns, augment, tokenizer,
-                            embeddings)
-    originals = len(raw["train"])
-    note = (f"transfer set: {originals} examples + {len(train) - originals} augmented "
-            f"(copies={augment.copies})")
-    return datasets.DatasetDict({**raw, "train": train}), note
-
-
-def unlabel_rows(split, flags: dict[str, list[bool]]):
-    """The tokenized ``split`` with ``labels`` -100 on every row that a flag marks.
-
-    Args:
-        split: a tokenized split.
-        flags: ``{column name: one bool per row}``, e.g. ``{"augmented": [...],
-            "transfer": [...]}``: rows with no gold label.
-
-    ``labels`` becomes plain int64 (a ``ClassLabel`` cannot hold -100), and each flag is
-    kept as a bool column (``results.json`` counts the rows by source from them); the
-    Distiller drops them with every other column a model does not take.
-    """
-    import datasets
-
-    split = split.cast_column("labels", datasets.Value("int64"))
-    for name, values in flags.items():
-        split = split.add_column(name, list(values), feature=datasets.Value("bool"))
-    names = list(flags)
-    return split.map(
-        lambda batch: {"labels": [IGNORE_INDEX if any(marks) else label for label, *marks in
-                                  zip(batch["labels"], *(batch[n] for n in names))]},
-        batched=True, desc="Unlabelling train rows without a gold label")
-
-
 # ------------------------------------------------------------------------------ build
 
 
@@ -370,19 +265,6 @@ def _teachers_reading_own_tokenizer(recipe: Recipe, tokenizers: list[Any],
     return own
 
 
-def _load_data_labels(recipe: Recipe, load_data: bool,
-                      notes: list[str]) -> tuple[Any, list[str] | None]:
-    """The raw splits (``None`` without ``load_data``) and the data's class names: inferred
-    from the data, else ``data.label_names``, else ``None`` (with a note)."""
-    if load_data:
-        return _load_data(recipe)
-    data_names = list(recipe.data.label_names) if recipe.data.label_names else None
-    if data_names is None:
-        notes.append("labels not checked: the data is not loaded and data.label_names "
-                     "is not set")
-    return None, data_names
-
-
 def _make_student(recipe: Recipe, teachers: list[Any], label_names: list[str] | None):
     """The student with the run's class names, its ``max_length`` checked with the
     teachers'."""
@@ -397,35 +279,6 @@ def _make_student(recipe: Recipe, teachers: list[Any], label_names: list[str] | 
         _check_positions(teacher, max_length, "the teacher" if i == 0 else f"teacher {i}")
     _check_positions(student, max_length, "the student")
     return student
-
-
-def _prepare_data(recipe: Recipe, raw: Any, tokenizer: Any, teachers: list[Any],
-                  data_names: list[str], remap: dict[int, int] | None,
-                  label_names: list[str], notes: list[str],
-                  teacher_tokenizers: dict[int, Any]):
-    """The tokenized splits: the transfer texts (``data.transfer``) appended to the train
-    split, then the whole split augmented (``data.augment``), the rows without a gold
-    label unlabelled."""
-    from .data.augment import AUGMENTED_COLUMN
-    from .data.transfer import TRANSFER_COLUMN, append_transfer
-
-    # Distill mode only: _check_mode refused both for finetune.
-    if recipe.data.transfer.enabled:
-        raw, note = append_transfer(raw, recipe.data)
-        notes.append(note)
-    if recipe.data.augment.enabled:
-        # Replacement neighbours come from teacher 0's embeddings, indexed by its ids.
-        raw, note = augment_train(raw, recipe.data, teacher_tokenizers.get(0, tokenizer),
-                                  teachers[0])
-        notes.append(note)
-    # Tokenization keeps only the model columns: the flags are read here and put back.
-    flags = {name: list(raw["train"][name]) for name in (TRANSFER_COLUMN, AUGMENTED_COLUMN)
-             if name in raw["train"].column_names}
-    data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names,
-                                teacher_tokenizers)
-    if flags:
-        data["train"] = unlabel_rows(data["train"], flags)
-    return data
 
 
 def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
@@ -461,7 +314,7 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
     own = _teachers_reading_own_tokenizer(recipe, teacher_tokenizers, tokenizer, notes) \
         if mode == "distill" else {}
 
-    raw, data_names = _load_data_labels(recipe, load_data, notes)
+    raw, data_names = load_data_labels(recipe, load_data, notes)
     label_names, remap = data_names, None
     if data_names is not None and teachers and mode == "distill":
         label_names, remap = _check_teacher_labels(recipe, teachers, data_names)
@@ -472,7 +325,7 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
     student = _make_student(recipe, teachers, label_names)
     data = None
     if raw is not None:
-        data = _prepare_data(recipe, raw, tokenizer, teachers, data_names, remap, label_names,
+        data = prepare_data(recipe, raw, tokenizer, teachers, data_names, remap, label_names,
                              notes, own)
     return Built(recipe=recipe, mode=mode, teachers=teachers if mode == "distill" else [],
                  student=student, tokenizer=tokenizer, data=data, label_names=label_names,
@@ -539,13 +392,18 @@ def _build_student(recipe: Recipe, teachers: list[Any], label_names: list[str] |
             except (OSError, ValueError) as err:
                 raise ConfigError(f"student.pretrained: cannot load {ref!r}: {err}") from None
     try:
-        return load_pretrained_student(location, len(label_names), list(label_names))
+        student = load_pretrained_student(location, len(label_names), list(label_names))
     except ValueError as err:
         raise ConfigError(f"student.pretrained: {err}") from None
     except OSError as err:
         raise ConfigError(f"student.pretrained: cannot load {ref!r}: "
                           f"{' '.join(str(err).split())}") from None
+    if spec.layers is None:
+        return student
+    try:
+        return student_from_teacher(student, spec.layers)
+    except ValueError as err:
+        raise ConfigError(f"student.layers: {err}") from None
 
 
-__all__ = ["IGNORE_INDEX", "MODES", "Built", "augment_train", "build", "load_classifier",
-           "load_tokenizer", "tokenize_with_labels", "unlabel_rows"]
+__all__ = ["MODES", "Built", "build", "load_classifier", "load_tokenizer"]

@@ -174,7 +174,8 @@ def _student_source(recipe: Any) -> str:
         shape = spec.config
         return (f"config: {shape.num_layers} layers, {shape.hidden_size} wide, "
                 f"{shape.num_heads} heads, {shape.intermediate_size} intermediate")
-    return f"pretrained: {spec.pretrained}"
+    blocks = "" if spec.layers is None else f", blocks {spec.layers} (0-based)"
+    return f"pretrained: {spec.pretrained}{blocks}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

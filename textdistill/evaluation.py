@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .build import load_classifier, load_tokenizer, tokenize_with_labels
+from .build import load_classifier, load_tokenizer
 from .config import TrainingConfig
 from .data.files import DATA_EXTENSIONS
 from .errors import ConfigError
+from .prepare import tokenize_with_labels
 from .recipe import load_recipe
 from .refs import normalize_model_ref
 from .speed import latency_profile

@@ -116,6 +116,18 @@ class StudentShapeSpec:
             )
 
 
+def _check_blocks(key: str, layers: list[int] | None) -> None:
+    if layers is None:
+        return
+    if not layers:
+        raise ConfigError(f"{key}: give at least one block index, e.g. [0, 2, 4]")
+    for i, layer in enumerate(layers):
+        if layer < 0:
+            raise ConfigError(f"{key}[{i}]: must be >= 0, got {layer}")
+    if len(set(layers)) != len(layers):
+        raise ConfigError(f"{key}: blocks repeat: {layers}")
+
+
 @dataclass(frozen=True)
 class StudentSpec:
     """How to get the student: exactly one of ``from_teacher``, ``config``, ``pretrained``."""
@@ -129,6 +141,9 @@ class StudentSpec:
         "help": "TinyBERT-style: the teacher's model type at this shape, random weights."})
     pretrained: str | None = field(default=None, metadata={
         "help": "A pretrained model (Hub id, directory or python:<module>) with a new head."})
+    layers: list[int] | None = field(default=None, metadata={
+        "help": "With `pretrained`: keep only these of its blocks (0-based), e.g. [0, 2, 4] "
+                "of a 6-block model; null keeps them all."})
 
     def __post_init__(self) -> None:
         given = [k for k in STUDENT_KINDS if getattr(self, k) is not None]
@@ -139,16 +154,11 @@ class StudentSpec:
             raise ConfigError(
                 f"student: give exactly one of {list(STUDENT_KINDS)}, got {got}{hint}"
             )
-        layers = self.from_teacher
-        if layers is not None:
-            if not layers:
-                raise ConfigError("student.from_teacher: give at least one teacher block "
-                                  "index, e.g. [0, 2, 4]")
-            for i, layer in enumerate(layers):
-                if layer < 0:
-                    raise ConfigError(f"student.from_teacher[{i}]: must be >= 0, got {layer}")
-            if len(set(layers)) != len(layers):
-                raise ConfigError(f"student.from_teacher: blocks repeat: {layers}")
+        if self.layers is not None and self.pretrained is None:
+            raise ConfigError("student.layers: only used with student.pretrained (a "
+                              "from_teacher student lists its blocks in student.from_teacher)")
+        for key in ("from_teacher", "layers"):
+            _check_blocks(f"student.{key}", getattr(self, key))
 
     @property
     def kind(self) -> str:
@@ -195,7 +205,7 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data; :func:`recipe_from_dict` reads it back."""
-        student = {self.student.kind: plain_data(getattr(self.student, self.student.kind))}
+        student = {k: v for k, v in plain_data(self.student).items() if v is not None}
         train = {k: v for k, v in plain_data(self.train).items() if k not in _TRAIN_ELSEWHERE}
         out = {
             "teacher": plain_data(self.teacher) if self.teacher is not None else None,

@@ -15,7 +15,7 @@ evaluation split (the leak guard, on by default: a student trained on the teache
 outputs for the very sentences it is scored on would report a leak as skill), draws a
 seeded subsample of ``max_samples`` texts, and appends the rest to the raw train split
 with the flag column ``transfer``. After tokenization their ``labels`` become -100 like
-augmented rows' (:func:`textdistill.build.unlabel_rows`), so only the teacher trains
+augmented rows' (:func:`textdistill.prepare.unlabel_rows`), so only the teacher trains
 on them.
 """
 
@@ -259,7 +259,7 @@ def append_transfer(raw: datasets.DatasetDict,
     The train split keeps only its text and label columns (tokenization drops the rest
     anyway) and gains the bool column ``transfer``. A transfer row carries the first
     train row's label value, only so that tokenization can map it; the caller replaces it
-    with -100 (:func:`textdistill.build.unlabel_rows`).
+    with -100 (:func:`textdistill.prepare.unlabel_rows`).
 
     Returns:
         ``(raw, note)``: the new ``DatasetDict`` (eval unchanged) and a line for the user
