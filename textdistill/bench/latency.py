@@ -18,16 +18,22 @@ def latencies(teacher_dir: Path, smoke: bool) -> dict[str, dict]:
     The models alternate in rounds, so that drift in the machine's speed hits every model
     alike; each figure is the median of the per-round medians.
     """
-    import torch
-
     from ..build import load_classifier
     from ..models.student import student_from_teacher
-    from ..speed import count_parameters, measure_latency
 
     teacher = load_classifier(str(teacher_dir), "teacher")
-    models = {"teacher": teacher,
-              "3-layer": student_from_teacher(teacher, recipes.THREE_LAYERS),
-              "2-layer": student_from_teacher(teacher, recipes.TWO_LAYERS)}
+    return alternating({"teacher": teacher,
+                        "3-layer": student_from_teacher(teacher, recipes.THREE_LAYERS),
+                        "2-layer": student_from_teacher(teacher, recipes.TWO_LAYERS)}, smoke)
+
+
+def alternating(models: dict, smoke: bool) -> dict[str, dict]:
+    """Per model: parameters, threads, rounds, layers, and latency (ms) and throughput
+    (samples/s) at each batch size, measured in alternating rounds (see :func:`latencies`)."""
+    import torch
+
+    from ..speed import count_parameters, measure_latency
+
     rounds, repeats = (1, {1: 3, 32: 2}) if smoke else (5, {1: 12, 32: 4})
     timings: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):

