@@ -48,7 +48,8 @@ quickstart: $(BENCH_STAMP)
 	$(PY) scripts/quickstart.py
 
 # The SST-2 benchmark (docs/benchmarks.md, docs/benchmarks/results.json): teacher, students
-# A-E, latency, and the engine's speed (scripts/bench_engine.py). Under 2 h on 2 CPU cores;
+# A-E, latency, the engine's speed (scripts/bench_engine.py), and the transfer section (MPNet
+# teacher, few labels; about 2.5 h more, not yet run). The same-data part is under 2 h on 2 CPU cores;
 # finished rows are saved in runs/bench and reused, so an interrupted run resumes.
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench.py

@@ -13,12 +13,17 @@ plus N augmented copies, ``data.augment``) for the same number of optimizer step
 Fidelity: each row's agreement with the teacher's class on the validation set. Speed:
 ``scripts/bench_engine.py`` plus CPU latency at batch 1 and 32 of each architecture.
 
+The transfer section (``--section transfer``; rows in ``textdistill/bench/transfer_plan.py``)
+fine-tunes MPNet-base on 2,000 labelled sentences and distils it into MiniLM students of
+another tokenizer over unlabeled SST-2 text, every choice made on a dev split.
+
 Every finished row is saved under ``runs/bench/<row>/`` and reused while its resolved
 recipe and its teacher are unchanged, so an interrupted run resumes where it stopped.
 Writes ``docs/benchmarks/results.json``, then renders ``docs/benchmarks.md`` and
 ``docs/benchmarks/*.png`` from that JSON alone.
 
-    python scripts/bench.py                   # everything (under 2 h on 2 CPU cores)
+    python scripts/bench.py                   # both sections (about 5 h on 2 CPU cores)
+    python scripts/bench.py --section transfer   # the transfer section alone (about 3 h)
     python scripts/bench.py --only A B        # some rows; the page uses all rows saved
     python scripts/bench.py --report          # render the page again from results.json
     python scripts/bench.py --smoke --base-model DIR --runs R --docs D   # the tests' run
@@ -34,10 +39,13 @@ import sys
 import time
 from pathlib import Path
 
-from textdistill.bench import collect, plan, plots, recipes, report
+from textdistill.bench import collect, mpnet, plan, plots, recipes, report
+from textdistill.bench import transfer_plan as tp
 from textdistill.bench.fidelity import Fidelity
 from textdistill.bench.latency import latencies
 from textdistill.bench.sweep import Sweep
+from textdistill.bench.transfer_collect import run_section
+from textdistill.bench.transfer_report import page as transfer_page
 
 ROOT = recipes.CHECKOUT
 # The end-to-end epoch comparison (hand loop vs engine defaults) runs over this many
@@ -71,6 +79,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-model", default=recipes.MINILM,
                         help=f"model to fine-tune into the teacher (default {recipes.MINILM}); "
                              "the smoke test passes a tiny one")
+    parser.add_argument("--section", choices=("all", "same-data", "transfer"), default="all",
+                        help="which section to run; the other keeps its saved results")
+    parser.add_argument("--transfer-teacher", default=mpnet.REFERENCE,
+                        help="base model of the transfer section's teacher (default MPNet-base)")
+    parser.add_argument("--transfer-student", default=recipes.MINILM,
+                        help="pretrained model of the transfer section's students")
+    parser.add_argument("--with-c", action="store_true",
+                        help="also run the transfer section's row C (MPNet student, ~1 h)")
     args = parser.parse_args(argv)
     if args.epochs != recipes.EPOCHS and Path(args.docs).resolve() == (ROOT / "docs").resolve():
         parser.error(f"--epochs {args.epochs:g} is not the published budget "
@@ -98,18 +114,32 @@ def run_speed(docs: Path, base_model: str, smoke: bool) -> dict:
     return json.loads(engine_json.read_text())
 
 
+def wanted(args: argparse.Namespace):
+    return lambda row: not args.only or row.student in args.only or row.key in args.only
+
+
+def run_transfer(args: argparse.Namespace) -> dict:
+    """The transfer section's ``transfer`` object (its rows trained where missing)."""
+    sst2 = recipes.find_sst2()
+    if sst2 is None:
+        sys.exit("the transfer section needs the local SST-2 copy: set $TEXTDISTILL_SST2_DIR")
+    budget = tp.SMOKE_BUDGET if args.smoke else tp.TransferBudget()
+    models = tp.Models(args.transfer_teacher, args.transfer_student)
+    seeds = tp.SEEDS[:1] if args.smoke else tp.SEEDS
+    return run_section(Path(args.runs).resolve(), sst2, budget, models, seeds, args.with_c,
+                       wanted(args))
+
+
 def run(args: argparse.Namespace, docs: Path) -> dict:
-    """Train what is missing, measure, and collect the results JSON."""
+    """Train what is missing, measure, and collect the same-data results JSON."""
     runs = Path(args.runs).resolve()
-    runs.mkdir(parents=True, exist_ok=True)
     budget = recipes.Budget(epochs=args.epochs, smoke=args.smoke, sst2_dir=recipes.find_sst2())
     sweep = Sweep(runs, plan.teacher_dir(runs))
     factory = plan.RowFactory(sweep, budget, args.base_model)
     bench = plan.BenchmarkPlan(factory, plan.SEEDS[:1] if args.smoke else plan.SEEDS)
     teacher_row = bench.teacher_row()
     teacher = sweep.ensure(teacher_row)
-    sweep.run(bench.rows, lambda row: not args.only or row.student in args.only
-              or row.key in args.only)
+    sweep.run(bench.rows, wanted(args))
     engine_json = docs / "benchmarks" / "engine.json"
     if args.skip_speed:
         engine = json.loads(engine_json.read_text()) if engine_json.is_file() else None
@@ -129,13 +159,25 @@ def main(argv: list[str] | None = None) -> int:
     out = docs / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "results.json"
-    if args.report:
-        if not saved.is_file():
-            sys.exit(f"no {saved}: run without --report first")
-        result = json.loads(saved.read_text())
-    else:
-        result = run(args, docs)
-        saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.report and not saved.is_file():
+        sys.exit(f"no {saved}: run without --report first")
+    result = json.loads(saved.read_text()) if saved.is_file() else {}
+    if not args.report:
+        Path(args.runs).resolve().mkdir(parents=True, exist_ok=True)
+        if args.section != "transfer":
+            previous = result.get("transfer")
+            result = run(args, docs)
+            if previous:
+                result["transfer"] = previous
+            saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        if args.section != "same-data":
+            result["transfer"] = run_transfer(args)
+            saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if "students" not in result:  # only the transfer section has run
+        (docs / "benchmarks.md").write_text(transfer_page(result.get("transfer")),
+                                            encoding="utf-8")
+        print(f"\nwrote {docs / 'benchmarks.md'} (transfer section) from {saved}")
+        return 0
     plots.plot(result, out)
     studies = docs / "benchmark-studies.md"
     page = report.markdown(result, studies.name if studies.is_file() else None)

@@ -16,7 +16,7 @@ The steps run the CLI's own ``main`` in this process: the same code users run.
 
     python scripts/quickstart.py [--fresh] [--set KEY=VALUE ...]
 
-It takes about a quarter of an hour on 2 free CPU cores. On a machine busy with other
+It takes about 6 minutes on 2 free CPU cores (5.9 min measured). On a machine busy with other
 work, run it with ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads then sleep
 instead of spinning while they wait for a core (spinning can make each step many times
 slower there; on free cores PASSIVE costs ~20%).

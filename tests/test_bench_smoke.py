@@ -19,6 +19,8 @@ from textdistill.bench import plan, recipes, studies
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = 260  # the students' subset in a smoke run (200) and a complement for the studies
+# The transfer section has its own smoke test (test_bench_transfer.py).
+SAME_DATA = ["--section", "same-data"]
 
 
 def _script(name: str):
@@ -42,7 +44,7 @@ def smoke(tmp_path_factory):
     base = write_tiny_classifier(tmp / "base", num_layers=6)
     runs, docs = tmp / "runs", tmp / "docs"
     argv = ["--smoke", "--base-model", str(base), "--runs", str(runs), "--docs", str(docs)]
-    assert _script("bench").main(argv + ["--skip-speed"]) == 0
+    assert _script("bench").main(argv + SAME_DATA + ["--skip-speed"]) == 0
     yield argv, runs, docs, json.loads((docs / "benchmarks" / "results.json").read_text())
     torch.set_num_threads(threads)
     patch.undo()
@@ -81,7 +83,7 @@ def test_a_second_run_trains_nothing_and_report_renders_the_saved_json(smoke):
     argv, runs, docs, result = smoke
     bench = _script("bench")
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
-    assert bench.main(argv + ["--skip-speed"]) == 0
+    assert bench.main(argv + SAME_DATA + ["--skip-speed"]) == 0
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps
     # The grid and the seeds share one teacher-logit cache: one file per transfer set.
     assert len(list((runs / plan.CACHE_DIR).glob("logits-*.safetensors"))) == 2
@@ -89,7 +91,7 @@ def test_a_second_run_trains_nothing_and_report_renders_the_saved_json(smoke):
     page = docs / "benchmarks.md"
     before = page.read_text()
     page.unlink()
-    assert bench.main(argv + ["--report"]) == 0
+    assert bench.main(argv + SAME_DATA + ["--report"]) == 0
     assert page.read_text() == before
 
 

@@ -31,7 +31,7 @@ from transformers import get_scheduler
 from .accelerator import make_accelerator, make_optimizer, total_steps, tracker_config
 from .checkpoints import checkpoint_to_resume, save_best, save_checkpoint
 from .config import DistillationConfig, TrainingConfig
-from .data.batching import BatchPlan, model_inputs, pad_batch, teacher_batch, teacher_prefix
+from .data.batching import BatchPlan, model_inputs, pad_batch
 from .history import History, LossWindow
 from .inference import run_inference
 from .metrics import compute_classification_metrics, greater_is_better
@@ -45,7 +45,8 @@ from .objective import Objective
 from .plan import plan
 from .run_dir import RunDir
 from .state import StepCallback, TrainState
-from .teacher_cache import TeacherLogitCache, data_fingerprint, teacher_fingerprint
+from .teacher_cache import TeacherLogitCache
+from .teachers import Teachers
 
 
 @dataclass
@@ -66,25 +67,6 @@ def _as_list(teacher) -> list[torch.nn.Module]:
     if isinstance(teacher, (list, tuple)):
         return list(teacher)
     return [teacher]
-
-
-def _teacher_pad_ids(teachers: list[torch.nn.Module],
-                     tokenizers: Mapping[int, Any]) -> dict[int, int]:
-    """``{teacher index: pad id}`` of the teachers with their own tokenizer.
-
-    Raises:
-        ValueError: an index names no teacher.
-    """
-    pad_ids = {}
-    for index, tokenizer in tokenizers.items():
-        if not 0 <= index < len(teachers):
-            raise ValueError(f"teacher_tokenizers: index {index} but there are "
-                             f"{len(teachers)} teacher(s)")
-        pad = getattr(tokenizer, "pad_token_id", None)
-        if pad is None:
-            pad = getattr(unwrap_model(teachers[index]).config, "pad_token_id", None)
-        pad_ids[index] = 0 if pad is None else pad
-    return pad_ids
 
 
 class Distiller:
@@ -142,7 +124,7 @@ class Distiller:
         # The projections' random init must follow the run's seed, not whatever the global
         # RNG holds after the caller's own work (as transformers' Trainer seeds in __init__).
         set_seed(self.training_config.seed)
-        self.teacher_pad_ids = _teacher_pad_ids(self.teachers, teacher_tokenizers or {})
+        self._teachers = Teachers(self.teachers, self.teacher_adaptor, teacher_tokenizers)
         self.plan = plan(self.distill_config, student, self.teachers,
                          own_tokenizer=self.teacher_pad_ids)
         self.matches = self.plan.matches
@@ -184,34 +166,10 @@ class Distiller:
 
     # ---------------------------------------------------------------- the teachers
 
-    def _teacher_input(self, batch, index: int):
-        """What teacher ``index`` reads: its own token columns when it has its own
-        tokenizer, else the student's batch."""
-        return teacher_batch(batch, index) if index in self.teacher_pad_ids else batch
-
-    def _teacher_outputs(self, batch, need_logits: bool):
-        """Per-teacher logits (cached or live) and views (where a forward ran)."""
-        views: list = []
-        logits: list = []
-        cached = self._cache.lookup(batch["idx"]) if self._cache is not None else None
-        with torch.no_grad():
-            for index, teacher in enumerate(self.teachers):
-                hidden, attentions = self.objective.teacher_needs(index)
-                if self.objective.needs_teacher_forward(index, logits_cached=cached is not None):
-                    view = self.teacher_adaptor(teacher, self._teacher_input(batch, index),
-                                                hidden_states=hidden, attentions=attentions)
-                    views.append(view)
-                    logits.append(view.logits if cached is None else cached[index])
-                else:
-                    views.append(None)
-                    logits.append(cached[index] if cached is not None else None)
-        return (logits if need_logits else None), views
-
-    def _prepare_teachers(self) -> None:
-        for teacher in self.teachers:
-            teacher.to(self.accelerator.device)
-            teacher.eval()
-            teacher.requires_grad_(False)
+    @property
+    def teacher_pad_ids(self) -> dict[int, int]:
+        """``{teacher index: pad id}`` of the teachers that read their own token columns."""
+        return self._teachers.pad_ids
 
     @property
     def _inference_batch_size(self) -> int:
@@ -221,22 +179,13 @@ class Distiller:
 
     def _build_cache(self, dataset) -> None:
         cfg = self.training_config
-        # Each teacher's logits follow the token ids it reads.
-        prefixes = sorted({teacher_prefix(i) if i in self.teacher_pad_ids else ""
-                           for i in range(len(self.teachers))})
-        fingerprint = teacher_fingerprint(self.teachers, data_fingerprint(dataset, prefixes),
-                                          self._pad_to)
-
-        def teacher_logits(batch):
-            return [self.teacher_adaptor(t, self._teacher_input(batch, i)).logits
-                    for i, t in enumerate(self.teachers)]
-
         self._cache = TeacherLogitCache.load_or_build(
             directory=cfg.teacher_cache_dir,
-            fingerprint=fingerprint, dataset=dataset, teacher_logits_fn=teacher_logits,
-            accelerator=self.accelerator, pad_token_id=self.pad_token_id,
-            batch_size=self._inference_batch_size, pad_to=self._pad_to,
-            teacher_pad_ids=self.teacher_pad_ids, progress_bar=cfg.progress_bar,
+            fingerprint=self._teachers.fingerprint(dataset, self._pad_to), dataset=dataset,
+            teacher_logits_fn=self._teachers.logits, accelerator=self.accelerator,
+            pad_token_id=self.pad_token_id, batch_size=self._inference_batch_size,
+            pad_to=self._pad_to, teacher_pad_ids=self.teacher_pad_ids,
+            progress_bar=cfg.progress_bar,
         )
 
     # ----------------------------------------------------------------- checkpoints
@@ -289,13 +238,13 @@ class Distiller:
         """
         model = model if model is not None else self.student
         dataset = model_inputs(data)
-        index = next((i for i, t in enumerate(self.teachers) if t is model), None)
+        index = self._teachers.index_of(model)
         if index is None:
             def forward(batch):
                 return [self.adaptor(model, batch).logits]
         else:
             def forward(batch):
-                return [self.teacher_adaptor(model, self._teacher_input(batch, index)).logits]
+                return self._teachers.logits(batch, index)
         was_training = model.training
         model.eval()
         try:
@@ -381,7 +330,7 @@ class Distiller:
         steps_per_epoch = math.ceil(batches.batches_per_epoch / cfg.gradient_accumulation_steps)
         steps = total_steps(cfg, steps_per_epoch)
 
-        self._prepare_teachers()
+        self._teachers.prepare(acc.device)
         self.projections.to(acc.device)
         optimizer = make_optimizer(self.student, self.projections, cfg)
         scheduler = get_scheduler(cfg.scheduler, optimizer,
@@ -422,8 +371,8 @@ class Distiller:
                 with acc.autocast():
                     s_view = self.adaptor(student, batch, hidden_states=need_s_hidden,
                                           attentions=need_s_attn)
-                    t_logits, t_views = self._teacher_outputs(
-                        batch, self.objective.needs_teacher_logits)
+                    t_logits, t_views = self._teachers.outputs(
+                        batch, self.objective, self._cache, self.objective.needs_teacher_logits)
                 out = self.objective(s_view, batch.get("labels"), progress, t_logits, t_views)
                 acc.backward(out.total / len(group))
             window.add(out, len(group), len(positions))

@@ -13,5 +13,8 @@ One idea per module:
 * :mod:`.collect`: the results JSON (``docs/benchmarks/results.json``) from saved rows;
 * :mod:`.report`, :mod:`.findings`, :mod:`.plots`: the page, from that JSON alone;
 * :mod:`.studies`, :mod:`.studies_report`: the two studies and their page;
-* :mod:`.engine`, :mod:`.engine_report`: engine against hand loop, and its page.
+* :mod:`.engine`, :mod:`.engine_report`: engine against hand loop, and its page;
+* :mod:`.transfer_data`, :mod:`.transfer_plan`, :mod:`.transfer_collect`,
+  :mod:`.transfer_report`: the transfer section (few labels, a teacher of another
+  tokenizer, unlabeled text): its L/D/U split, rows, JSON and page section.
 """

@@ -7,6 +7,7 @@ the bars); nothing here is measured or typed.
 from __future__ import annotations
 
 from .findings import findings, pct, seed_caveat
+from .transfer_report import section as transfer_section
 
 LABELS = {"A": "A: no KD (labels only)", "B": "B: logit KD", "C": "C: KD + hidden + attention",
           "D": "D: C with DKD", "E": "E: 2-layer, recipe of C"}
@@ -209,7 +210,8 @@ def markdown(result: dict, studies_page: str | None = None) -> str:
         "",
     ]
     lines += _targets(result) + findings(result, studies_page) + _every_row(result)
-    return "\n".join(lines + _speed(result) + _cost(result))
+    return "\n".join(lines + _speed(result) + _cost(result)
+                     + transfer_section(result.get("transfer")))
 
 
 README_START = "<!-- bench:start -->"
