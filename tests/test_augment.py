@@ -31,15 +31,7 @@ MASK = "[MASK]"
 PINNED_SEED7 = ["the [MASK] [MASK] [MASK]", "good film was", "[MASK] very good"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_and_one_thread():
-    # One thread: see test_cli.py; the progress bars only clutter the output.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    datasets.disable_progress_bars()
-    yield
-    datasets.enable_progress_bars()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("quiet_datasets")
 
 
 @pytest.fixture(scope="module")

@@ -26,22 +26,6 @@ TRAIN = {"epochs": 6, "batch_size": 16, "lr": 3e-3, "warmup": 0.0, "logging_step
          "save_steps": 1000, "report_to": [], "progress_bar": False, "save_total_limit": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from threads, and on a shared 2-core machine a second
-    # OpenMP thread that has to wait for a busy core makes each step ~100x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-
-
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     """Shared inputs: a tiny 'pretrained' model, SST-2-like tsv files, a cache dir."""

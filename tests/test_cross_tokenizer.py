@@ -49,21 +49,6 @@ TRAIN = {"batch_size": 8, "lr": 3e-3, "warmup": 0.0, "logging_steps": 1, "save_s
          "report_to": [], "progress_bar": False, "save_total_limit": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from threads on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-
-
 def write_other_classifier(directory: Path, *, hidden_size: int = 24, seed: int = 7) -> Path:
     """A tiny BERT classifier with the other tokenizer, saved as a model directory."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -32,15 +32,7 @@ TEXTS = ["the movie was good", "a boring plot", "i loved the acting", "worst fil
          "quite fun", "the cat sat on the mat"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_and_one_thread():
-    # One thread: see test_cli.py; the progress bars only clutter the output.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    datasets.disable_progress_bars()
-    yield
-    datasets.enable_progress_bars()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("quiet_datasets")
 
 
 def _write(path, fmt: str, texts=TEXTS, column: str = "text"):
