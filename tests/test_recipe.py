@@ -315,3 +315,13 @@ def test_yaml_errors_and_missing_files(tmp_path):
     listy.write_text("- a\n- b\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="expected a mapping of sections"):
         load_recipe(listy)
+
+
+def test_every_recipe_setting_has_help_next_to_its_field():
+    """The recipe reference is generated from this text (peft-style field metadata)."""
+    from textdistill.recipe import _SCHEMA
+    from textdistill.schema import settings
+
+    missing = [key for name, cls in _SCHEMA.items()
+               for key, _, _, help_text in settings(cls, f"{name}.") if not help_text.strip()]
+    assert not missing, missing
