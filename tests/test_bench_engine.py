@@ -28,7 +28,13 @@ def args(tmp_path, monkeypatch):
     torch.set_num_threads(threads)
 
 
-def test_every_configuration_measures_and_the_page_renders(args):
+def test_every_configuration_measures_and_the_page_renders(args, tmp_path, monkeypatch):
+    # Every run writes into its own temporary folder: nothing lands in the current
+    # directory (a cache once went to "./False", from teacher_cache=str(False)).
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
     def measure(config: str) -> dict:
         args.child = config
         result = engine.child(args)
@@ -43,6 +49,8 @@ def test_every_configuration_measures_and_the_page_renders(args):
     assert len(ab["hand_seconds"]) == len(ab["engine_seconds"]) == 1 and ab["ratio"] > 0
     epoch = {config: measure(config) for config in engine.EPOCH_CONFIGS}
     assert epoch["epoch_engine"]["examples"] == 64 and epoch["epoch_engine"]["steps"] == 2
+
+    assert not any(cwd.iterdir()), sorted(p.name for p in cwd.iterdir())
 
     report = engine_report.results(args, ["--steps", "2"], runs, ab, epoch)
     assert report["setup"]["bars"] == engine.BARS

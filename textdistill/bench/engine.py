@@ -144,7 +144,7 @@ def engine_loop(models, name: str, steps: int, warmup: int) -> tuple[float, floa
     logits_only = name.startswith("logits")
     pad_to = PAD_TO if name == "engine" else None
     with tempfile.TemporaryDirectory() as out:
-        cache = str(RunDir(out).teacher_cache) if name == "logits_cached" else False
+        cache = RunDir(out).teacher_cache if name == "logits_cached" else None
         cache_seconds = 0.0
         if cache is not None:
             one_step = recipes.engine_training_config(out, lr=LR, max_steps=1, teacher_cache=cache)
