@@ -117,3 +117,15 @@ def test_no_import_cycle_between_modules():
     for node in graph:
         if node not in state:
             visit(node, [])
+
+
+def test_importing_the_package_or_the_cli_does_not_import_evaluate():
+    """`evaluate` pulls in transformers.pipelines (~2 s a process): only evaluation pays it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, textdistill, textdistill.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'evaluate'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -34,7 +34,6 @@ from .config import DistillationConfig, TrainingConfig
 from .data.batching import BatchPlan, model_inputs, pad_batch
 from .history import History, LossWindow
 from .inference import run_inference
-from .metrics import compute_classification_metrics, greater_is_better
 from .models.adaptors import (
     Adaptor,
     ensure_eager_attention,
@@ -262,6 +261,10 @@ class Distiller:
         out = self.predict(data, model)
         if out["labels"] is None:
             raise ValueError("evaluation data has no labels")
+        # Deferred: `evaluate` imports transformers.pipelines (~2 s per process), which a
+        # CLI call or a script that never evaluates should not pay.
+        from .metrics import compute_classification_metrics
+
         return compute_classification_metrics(out["logits"].argmax(-1), out["labels"],
                                               num_labels=out["logits"].shape[-1])
 
@@ -449,6 +452,8 @@ class Distiller:
         if cfg.metric_for_best not in metrics:
             raise ValueError(f"train.metric_for_best: {cfg.metric_for_best!r} is not an eval "
                              f"metric; choose one of {sorted(metrics)}")
+        from .metrics import greater_is_better
+
         if self.state.record_eval(metrics[cfg.metric_for_best],
                                   greater_is_better(cfg.metric_for_best)):
             self._save_best()
