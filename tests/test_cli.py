@@ -146,6 +146,9 @@ def test_distill_then_evaluate_then_export(ws, student_run, capsys, tmp_path):
         torch.testing.assert_close(exported(**inputs).logits, trained(**inputs).logits,
                                    rtol=0, atol=0)
     assert exported.config.id2label == {0: "negative", 1: "positive"}
+    # The weights are as readable as the config beside them (safetensors writes 0600).
+    modes = {p.name: p.stat().st_mode & 0o777 for p in hub.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
     card = (hub / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n") and "library_name: transformers" in card
     assert "pipeline_tag: text-classification" in card and "textdistill" in card

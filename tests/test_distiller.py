@@ -300,3 +300,31 @@ def test_projections_start_from_the_training_seed(tmp_path):
     first, again, other = projection_weights(3), projection_weights(3), projection_weights(4)
     assert first and all(torch.equal(a, b) for a, b in zip(first, again))
     assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+
+def test_weight_files_get_the_permissions_of_any_new_file(tmp_path):
+    """safetensors writes 0600; best/, checkpoints, projections and the teacher cache must be
+    as readable as the configs beside them (0644 under umask 022)."""
+    import os
+
+    from textdistill.models.projections import save_projections
+
+    old_mask = os.umask(0o022)
+    try:
+        cfg = _train_cfg(tmp_path, max_steps=2, save_steps=2, teacher_cache=True)
+        distiller = Distiller(tiny_bert(seed=3), tiny_bert(seed=1), DistillationConfig(), cfg)
+        distiller.train(tiny_dataset(24))
+        projections = Distiller(tiny_bert(num_layers=4, hidden_size=48, num_heads=4, seed=3),
+                                tiny_bert(seed=1),
+                                DistillationConfig(matches=[Match("hidden", 2, 4)]),
+                                cfg).projections
+        save_projections(projections, tmp_path / "projections")
+    finally:
+        os.umask(old_mask)
+    files = [p for p in [*(tmp_path / "run").rglob("*"), *(tmp_path / "projections").iterdir()]
+             if p.is_file()]
+    weights = [p for p in files if p.suffix == ".safetensors"]
+    assert {"model.safetensors", "projections.safetensors"} <= {p.name for p in weights}
+    assert any(p.name.startswith("logits-") for p in weights)  # the teacher cache
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}, \
+        sorted((p.name, oct(p.stat().st_mode & 0o777)) for p in files)

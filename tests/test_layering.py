@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "textdistill"
 
 # Lowest first. A module may import its own layer and the layers below.
 LAYERS = [
-    {"errors", "version"},
+    {"errors", "version", "permissions"},
     {"schema", "schedules"},
     {"config", "losses", "metrics", "run_dir", "history"},
     {"data", "models", "inference", "speed"},

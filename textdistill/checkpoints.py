@@ -13,6 +13,7 @@ from typing import Any
 
 from accelerate import Accelerator
 
+from .permissions import with_usual_permissions
 from .run_dir import RunDir, staging_path
 
 
@@ -27,6 +28,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: RunDir, step: int,
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        with_usual_permissions(tmp)
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -61,6 +63,7 @@ def save_best(model: Any, tokenizer: Any, run_dir: RunDir) -> None:
     model.save_pretrained(tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    with_usual_permissions(tmp)
     if best.exists():
         shutil.rmtree(best)
     tmp.rename(best)

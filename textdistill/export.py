@@ -27,6 +27,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .config import plain_data
 from .errors import HubUnavailableError
 from .models.adaptors import unwrap_model
+from .permissions import with_usual_permissions
 
 _README = "README.md"
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -51,6 +52,7 @@ def _write_model(model: Any, tokenizer: Any, directory: Path, card: ModelCard | 
         card = build_model_card(model_name=name, teacher_name=None, dataset_name=None,
                                 metrics={}, results_table=[], distill_config={})
     card.save(directory / _README)
+    with_usual_permissions(directory)
 
 
 def _fix_label_maps(config_path: Path) -> None:

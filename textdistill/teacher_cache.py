@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .data.batching import TOKEN_COLUMNS
 from .inference import Forward, run_inference
+from .permissions import with_usual_permissions
 
 # The columns a teacher's forward reads (see data.batching.pad_batch): its logits are a
 # function of these and the teacher alone. A teacher with its own tokenizer reads them
@@ -157,6 +158,7 @@ class TeacherLogitCache:
                 tmp = path.with_suffix(f".tmp-{os.getpid()}")
                 save_file({"logits": logits.contiguous()}, str(tmp),
                           metadata={"num_examples": str(num_examples)})
+                with_usual_permissions(tmp)
                 os.replace(tmp, path)
                 path.with_suffix(".json").write_text(json.dumps(
                     {"shape": list(logits.shape), "fingerprint": fingerprint}, indent=2))

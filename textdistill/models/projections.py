@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import PROJECTION_INITS, PROJECTIONS, Match
 from ..errors import ConfigError
+from ..permissions import with_usual_permissions
 
 WEIGHTS_NAME = "projections.safetensors"
 SPECS_NAME = "projections.json"
@@ -169,6 +170,7 @@ def save_projections(projections: torch.nn.ModuleDict, directory: str | Path) ->
     # safetensors refuses non-contiguous and shared tensors; detach/cpu copies avoid both.
     state = {k: v.detach().cpu().contiguous() for k, v in projections.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_NAME))
+    with_usual_permissions(directory / WEIGHTS_NAME)
     (directory / SPECS_NAME).write_text(json.dumps(specs, indent=2) + "\n")
 
 
