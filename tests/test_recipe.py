@@ -325,3 +325,14 @@ def test_every_recipe_setting_has_help_next_to_its_field():
     missing = [key for name, cls in _SCHEMA.items()
                for key, _, _, help_text in settings(cls, f"{name}.") if not help_text.strip()]
     assert not missing, missing
+
+
+def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path):
+    """YAML itself keeps the last value silently."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  lr: 1.0e-4\n  epochs: 2\n  lr: 3.0e-5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"not valid YAML: .*key 'lr' appears twice in one "
+                                          r"mapping \(lines 2 and 4\)"):
+        load_recipe(path)
+    with pytest.raises(ConfigError, match="appears twice"):
+        apply_overrides(_raw(), ["distill.logit_loss_options={alpha: 1, alpha: 2}"])

@@ -218,6 +218,30 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str | None = None) -> Re
                   output=output, source=source, notes=tuple(notes))
 
 
+# ------------------------------------------------------------------------------- yaml
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error:
+    plain YAML keeps the last value, so an edited recipe could silently lose a setting."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (lines {seen[key]} "
+                    f"and {line}); keep one", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 # -------------------------------------------------------------------------- overrides
 
 # What each top-level section validates into, for checking override paths.
@@ -264,7 +288,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, text = item.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = _load_yaml(text) if text.strip() else None
     except yaml.YAMLError as err:
         detail = " ".join(str(err).split())
         raise ConfigError(f"--set {key}: cannot parse value {text!r} as YAML ({detail})") \
@@ -314,7 +338,7 @@ def read_recipe_file(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"recipe not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     if raw is None:
