@@ -336,3 +336,11 @@ def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path):
         load_recipe(path)
     with pytest.raises(ConfigError, match="appears twice"):
         apply_overrides(_raw(), ["distill.logit_loss_options={alpha: 1, alpha: 2}"])
+
+
+@pytest.mark.parametrize("item", ["train.lr=.inf", "train.epochs=.nan", "distill.temperature=.nan",
+                                  "distill.hard_weight=-.inf", "train.warmup=.nan"])
+def test_non_finite_numbers_are_refused_on_load(item):
+    key = item.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key}(\.start)?: must be a finite number"):
+        recipe_from_dict(apply_overrides(_raw(), [item]))
