@@ -84,3 +84,10 @@ def test_preset_expands_with_its_losses_and_projection_and_notes_head_averaging(
 def test_fine_tuning_plans_nothing():
     resolved = plan(DistillationConfig(matches="uniform"), tiny_bert(seed=0), [])
     assert resolved.matches == [] and len(resolved.projections) == 0
+
+
+def test_a_temperature_near_zero_is_noted():
+    student, teacher = tiny_bert(seed=0), tiny_bert(seed=1)
+    cold = plan(DistillationConfig(temperature=1e-6), student, [teacher])
+    assert any("distill.temperature: 1e-06 is below 0.05" in n for n in cold.notes)
+    assert not plan(DistillationConfig(temperature=0.5), student, [teacher]).notes

@@ -106,6 +106,19 @@ def _check_tokenizer(key: str, match: Match, own_tokenizer: Collection[int]) -> 
         "or a sentence-level hidden match (loss: pkd, on the first token)")
 
 
+# Below this the softmax of typical logits is one-hot to float precision.
+LOW_TEMPERATURE = 0.05
+
+
+def _temperature_notes(config: DistillationConfig) -> list[str]:
+    low = min(config.temperature.values)
+    if config.logit_loss is None or low >= LOW_TEMPERATURE:
+        return []
+    return [f"distill.temperature: {low:g} is below {LOW_TEMPERATURE}: the teacher's soft "
+            "targets are then almost its hard argmax (and the T^2-scaled KD term almost "
+            "vanishes); use pseudo_ce if hard teacher labels are what you want"]
+
+
 def plan(config: DistillationConfig | None, student: torch.nn.Module,
          teachers: Sequence[torch.nn.Module] = (),
          own_tokenizer: Collection[int] = ()) -> Plan:
@@ -156,6 +169,7 @@ def plan(config: DistillationConfig | None, student: torch.nn.Module,
             notes.append(f"{key}: the student has {student_dims.num_heads} attention heads and "
                          f"teacher {match.teacher_index} {heads}; {match.loss} compares their "
                          "head-averaged maps")
+    notes.extend(_temperature_notes(config))
     matches = [match for _, match in keyed]
     projections = build_projections(matches, student_dims.hidden_size,
                                     [d.hidden_size for d in teacher_dims])
