@@ -243,3 +243,18 @@ def test_push_unreachable_hub_raises(tmp_path, model, tokenizer, monkeypatch):
 def test_push_needs_an_exported_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         push_to_hub(tmp_path, "someone/x")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_export_refuses_a_symlinked_target_and_leaves_it_alone(tmp_path, model, tokenizer,
+                                                               overwrite):
+    """Used to fail with a raw [Errno 20], or with --overwrite leave a stray .old link."""
+    real = tmp_path / "real"
+    export_model(model, tokenizer, real)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(FileExistsError, match="is a symbolic link"):
+        export_model(model, tokenizer, link, overwrite=overwrite)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert link.is_symlink() and (real / "model.safetensors").is_file()

@@ -92,10 +92,15 @@ def export_model(model: Any, tokenizer: Any, hub_dir: str | os.PathLike, *,
         ``hub_dir`` as a ``Path``.
 
     Raises:
-        FileExistsError: ``hub_dir`` is a file, or a non-empty directory and
-            ``overwrite`` is False.
+        FileExistsError: ``hub_dir`` is a file or a symbolic link, or a non-empty
+            directory and ``overwrite`` is False.
     """
     target = Path(hub_dir)
+    if target.is_symlink():
+        # Renaming onto a link replaces the link, not what it points to: refuse rather
+        # than half-replace it.
+        raise FileExistsError(f"{target} is a symbolic link (to {os.readlink(target)}); "
+                              "export to the directory it points to, or to a new path")
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
