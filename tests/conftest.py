@@ -30,3 +30,22 @@ def quiet_datasets():
     datasets.disable_progress_bars()
     yield
     datasets.enable_progress_bars()
+
+
+@pytest.fixture(scope="module")
+def bench_workspace(tmp_path_factory, request):
+    """A folder holding a tiny GLUE-shaped SST-2 copy (``SENTENCES`` training rows, from the
+    requesting module), with the environment a benchmark smoke run reads set for the
+    module."""
+    from tiny import write_sentiment_tsv
+
+    tmp = tmp_path_factory.mktemp("bench")
+    write_sentiment_tsv(tmp / "sst2", n_train=request.module.SENTENCES, n_eval=24)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TEXTDISTILL_SST2_DIR", str(tmp / "sst2"))
+    # Module scope: the function-scoped _offline fixture does not cover its setup.
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setenv("HF_DATASETS_OFFLINE", "1")
+    yield tmp
+    patch.undo()
+

@@ -7,47 +7,29 @@ The engine benchmark has its own test (test_bench_engine.py), so the runs here s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from tiny import write_sentiment_tsv, write_tiny_classifier
+from tiny import load_script, write_tiny_classifier
 
 from textdistill.bench import plan, recipes, studies
 
-ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = 260  # the students' subset in a smoke run (200) and a complement for the studies
 # The transfer section has its own smoke test (test_bench_transfer.py).
 SAME_DATA = ["--section", "same-data"]
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(bench_workspace):
     """One smoke run of the benchmark; (argv, runs, docs, the results JSON)."""
-    tmp = tmp_path_factory.mktemp("bench")
-    write_sentiment_tsv(tmp / "sst2", n_train=SENTENCES, n_eval=24)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("TEXTDISTILL_SST2_DIR", str(tmp / "sst2"))
-    patch.setenv("HF_HUB_OFFLINE", "1")
-    patch.setenv("HF_DATASETS_OFFLINE", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    tmp = bench_workspace
     base = write_tiny_classifier(tmp / "base", num_layers=6)
     runs, docs = tmp / "runs", tmp / "docs"
     argv = ["--smoke", "--base-model", str(base), "--runs", str(runs), "--docs", str(docs)]
-    assert _script("bench").main(argv + SAME_DATA + ["--skip-speed"]) == 0
-    yield argv, runs, docs, json.loads((docs / "benchmarks" / "results.json").read_text())
-    torch.set_num_threads(threads)
-    patch.undo()
+    assert load_script("bench").main(argv + SAME_DATA + ["--skip-speed"]) == 0
+    return argv, runs, docs, json.loads((docs / "benchmarks" / "results.json").read_text())
 
 
 def test_smoke_run_writes_every_row_and_the_page(smoke):
@@ -81,7 +63,7 @@ def test_smoke_run_writes_every_row_and_the_page(smoke):
 
 def test_a_second_run_trains_nothing_and_report_renders_the_saved_json(smoke):
     argv, runs, docs, result = smoke
-    bench = _script("bench")
+    bench = load_script("bench")
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
     assert bench.main(argv + SAME_DATA + ["--skip-speed"]) == 0
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps
@@ -97,7 +79,7 @@ def test_a_second_run_trains_nothing_and_report_renders_the_saved_json(smoke):
 
 def test_studies_smoke_run(smoke):
     argv, runs, docs, _ = smoke
-    assert _script("bench_studies").main(argv) == 0
+    assert load_script("bench_studies").main(argv) == 0
     result = json.loads((docs / "benchmarks" / "studies.json").read_text())
     assert set(result["arms"]) == set(studies.ARMS)
     for arm in result["arms"].values():
@@ -111,7 +93,8 @@ def test_studies_smoke_run(smoke):
     # The held-out teacher learnt exactly the training sentences outside the subset.
     held = json.loads((runs / studies.HELDOUT / "results.json").read_text())
     assert held["train_examples"] == SENTENCES - recipes.SMOKE_EXAMPLES
-    from textdistill.data.loading import load_raw_splits, sst2_data_config
+    from textdistill.data.loading import load_raw_splits
+    from textdistill.data.sst2 import sst2_data_config
 
     subset = load_raw_splits(sst2_data_config(
         runs.parent / "sst2", max_train_samples=recipes.SMOKE_EXAMPLES))["train"]

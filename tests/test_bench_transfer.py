@@ -7,14 +7,18 @@ seed and two steps, with a teacher whose tokenizer differs from the students'.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from tiny import SENTIMENT_LABELS, TEXT_VOCAB, write_sentiment_tsv, write_tiny_classifier
+from tiny import (
+    SENTIMENT_LABELS,
+    TEXT_VOCAB,
+    load_script,
+    write_tiny_classifier,
+)
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from textdistill.bench import report, transfer_collect, transfer_plan, transfer_report
@@ -28,13 +32,6 @@ SENTENCES = 120
 OTHER_VOCAB = ("[UNK]", "[PAD]", "[SEP]", "[CLS]", "[MASK]",
                *sorted(set(TEXT_VOCAB) - {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"},
                        reverse=True))
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_other_base(directory: Path) -> Path:
@@ -56,26 +53,17 @@ def write_other_base(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(bench_workspace):
     """One smoke run of the section; (argv, runs, docs, sst2 dir, the transfer object)."""
-    tmp = tmp_path_factory.mktemp("transfer")
-    write_sentiment_tsv(tmp / "sst2", n_train=SENTENCES, n_eval=24)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("TEXTDISTILL_SST2_DIR", str(tmp / "sst2"))
-    patch.setenv("HF_HUB_OFFLINE", "1")
-    patch.setenv("HF_DATASETS_OFFLINE", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    tmp = bench_workspace
     teacher = write_other_base(tmp / "teacher-base")
     student = write_tiny_classifier(tmp / "student-base", num_layers=6)
     runs, docs = tmp / "runs", tmp / "docs"
     argv = ["--smoke", "--section", "transfer", "--with-c", "--transfer-teacher", str(teacher),
             "--transfer-student", str(student), "--runs", str(runs), "--docs", str(docs)]
-    assert _script("bench").main(argv) == 0
+    assert load_script("bench").main(argv) == 0
     result = json.loads((docs / "benchmarks" / "results.json").read_text())
-    yield argv, runs, docs, tmp / "sst2", result["transfer"]
-    torch.set_num_threads(threads)
-    patch.undo()
+    return argv, runs, docs, tmp / "sst2", result["transfer"]
 
 
 def test_the_split_is_disjoint_and_covers_the_training_set(smoke, tmp_path):
@@ -157,7 +145,7 @@ def test_a_second_run_trains_nothing(smoke):
     argv, runs, docs, _, transfer = smoke
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
     assert len(stamps) == transfer["cost"]["runs"]
-    assert _script("bench").main(argv) == 0
+    assert load_script("bench").main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps
     # P and B share one teacher-logit cache, B_aug has its own; C runs the live teacher.
     assert len(list((runs / transfer_plan.CACHE_DIR).glob("logits-*.safetensors"))) == 2

@@ -354,12 +354,9 @@ def test_every_verb_has_help_with_examples(verb, capsys):
 
 
 def test_quickstart_comparison_table():
-    import importlib.util
+    from tiny import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "quickstart.py"
-    spec = importlib.util.spec_from_file_location("quickstart", path)
-    quickstart = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quickstart)
+    quickstart = load_script("quickstart")
 
     def result(accuracy, params, b1, b32):
         return {"metrics": {"accuracy": accuracy, "f1": accuracy}, "params": params,

@@ -156,3 +156,16 @@ def write_pair_csv(directory, n_train: int = 64, n_eval: int = 24, seed: int = 0
                 writer.writerow([premise, hypothesis, label])
         paths.append(directory / name)
     return tuple(paths)
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (the scripts are not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+

@@ -34,12 +34,7 @@ from .config import DistillationConfig, TrainingConfig
 from .data.batching import BatchPlan, model_inputs, pad_batch
 from .history import History, LossWindow
 from .inference import run_inference
-from .models.adaptors import (
-    Adaptor,
-    ensure_eager_attention,
-    hf_adaptor,
-    unwrap_model,
-)
+from .models.adaptors import Adaptor, ensure_eager_attention, hf_adaptor, unwrap_model
 from .objective import Objective
 from .plan import plan
 from .run_dir import RunDir
@@ -61,11 +56,8 @@ class _Run:
 
 
 def _as_list(teacher) -> list[torch.nn.Module]:
-    if teacher is None:
-        return []
-    if isinstance(teacher, (list, tuple)):
-        return list(teacher)
-    return [teacher]
+    return [] if teacher is None else list(teacher) if isinstance(teacher, (list, tuple)) \
+        else [teacher]
 
 
 class Distiller:
@@ -422,20 +414,11 @@ class Distiller:
         acc = self.accelerator
         if not window.sums:
             return
-        steps, samples = window.steps, window.samples
-        seconds = time.perf_counter() - window.start
-        names = sorted(window.sums)
-        values = torch.stack([torch.as_tensor(window.sums[n], dtype=torch.float32,
-                                              device=acc.device) for n in names]) / steps
-        values = acc.reduce(values, reduction="mean").tolist()
         lr = self._scheduler.get_last_lr()[0]
-        record = {"step": self.state.step, "epoch": self.state.step / steps_per_epoch, "lr": lr}
-        for name, value in zip(names, values):
-            record["loss" if name == "total" else f"loss/{name}"] = value
+        record, throughput = window.records(
+            self.state.step, steps_per_epoch, lr, acc.num_processes,
+            lambda values: acc.reduce(values.to(acc.device), reduction="mean"))
         self.history.log_train(record)
-        throughput = {"step": self.state.step,
-                      "samples_per_second": samples * acc.num_processes / max(seconds, 1e-9),
-                      "steps_per_second": steps / max(seconds, 1e-9)}
         self.history.log_throughput(throughput)
         acc.log({k: v for k, v in record.items() if k != "step"} |
                 {"train/samples_per_second": throughput["samples_per_second"]},

@@ -21,6 +21,7 @@ import html
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,25 @@ class LossWindow:
     def reset(self) -> None:
         self.sums, self.steps, self.samples = {}, 0, 0
         self.start = time.perf_counter()
+
+    def records(self, step: int, steps_per_epoch: int, lr: float, processes: int,
+                mean_over_processes: Callable[[Any], Any]) -> tuple[dict, dict]:
+        """The train record (averaged losses, averaged over processes too) and the
+        throughput record of this window, for :meth:`History.log_train` /
+        :meth:`History.log_throughput`."""
+        import torch
+
+        seconds = max(time.perf_counter() - self.start, 1e-9)
+        names = sorted(self.sums)
+        values = torch.stack([torch.as_tensor(self.sums[n], dtype=torch.float32)
+                              for n in names]) / self.steps
+        values = mean_over_processes(values).tolist()
+        record = {"step": step, "epoch": step / steps_per_epoch, "lr": lr}
+        for name, value in zip(names, values):
+            record["loss" if name == "total" else f"loss/{name}"] = value
+        throughput = {"step": step, "samples_per_second": self.samples * processes / seconds,
+                      "steps_per_second": self.steps / seconds}
+        return record, throughput
 
 
 @dataclass

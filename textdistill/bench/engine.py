@@ -49,7 +49,8 @@ def load(threads: int, n_examples: int, model: str) -> tuple[Any, Any, Any, Any]
     torch.set_num_threads(threads)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..data.loading import load_raw_splits, sst2_data_config, tokenize_splits
+    from ..data.loading import load_raw_splits, tokenize_splits
+    from ..data.sst2 import sst2_data_config
     from ..models.student import student_from_teacher
     from ..refs import model_location
 

@@ -54,7 +54,7 @@ class Budget:
 
 def find_sst2() -> Path | None:
     """The local SST-2 copy: ``$TEXTDISTILL_SST2_DIR``, else the shared one, else None."""
-    from ..data.loading import default_sst2_dir
+    from ..data.sst2 import default_sst2_dir
 
     found = default_sst2_dir()
     if found is None and (SHARED_SST2 / "train.tsv").is_file():

@@ -41,7 +41,8 @@ def heldout_sweep(runs: Path) -> Sweep:
 def complement_file(factory: RowFactory) -> Path:
     """The training sentences outside the students' subset, as a TSV in the order of the
     subset's seeded shuffle (written once; rewritten only if it would change)."""
-    from ..data.loading import load_raw_splits, sst2_data_config
+    from ..data.loading import load_raw_splits
+    from ..data.sst2 import sst2_data_config
 
     budget = factory.budget
     subset = load_raw_splits(sst2_data_config(

@@ -1,6 +1,6 @@
 """Data: loading and tokenizing text datasets (:mod:`.loading`), transfer-set augmentation
-(:mod:`.augment`), unlabeled transfer texts (:mod:`.transfer`), batching
-(:mod:`.batching`).
+(:mod:`.augment`), unlabeled transfer texts (:mod:`.transfer`), GLUE SST-2 (:mod:`.sst2`),
+batching (:mod:`.batching`).
 
 The loading and augmentation names are imported on first use, so
 ``textdistill.data.batching`` (which the training loop imports) does not pull in
@@ -17,12 +17,11 @@ if TYPE_CHECKING:
     from .loading import (
         DataConfig,
         add_teacher_columns,
-        default_sst2_dir,
         infer_label_names,
         load_raw_splits,
-        sst2_data_config,
         tokenize_splits,
     )
+    from .sst2 import default_sst2_dir, sst2_data_config
     from .transfer import TRANSFER_COLUMN, TransferConfig, load_transfer, train_sources
 
 __all__ = [
@@ -47,6 +46,7 @@ _MODULES = {
                     ".augment"),
     **dict.fromkeys(("TRANSFER_COLUMN", "TransferConfig", "load_transfer", "train_sources"),
                     ".transfer"),
+    **dict.fromkeys(("default_sst2_dir", "sst2_data_config"), ".sst2"),
 }
 
 

@@ -21,7 +21,6 @@ check, the exported model's ``id2label``) read them from the data.
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,12 +34,6 @@ from ..schema import check_number, from_dict
 from .augment import AugmentConfig
 from .files import DATA_EXTENSIONS, file_format, load_table, seeded_subset
 from .transfer import TransferConfig, check_transfer_columns
-
-SST2_HUB_DATASET = "stanfordnlp/sst2"
-SST2_LABEL_NAMES = ["negative", "positive"]
-# Names a local GLUE SST-2 copy (a directory with SST2_FILES) for sst2_data_config().
-SST2_DIR_ENV = "TEXTDISTILL_SST2_DIR"
-SST2_FILES = ("train.tsv", "validation.tsv")
 
 
 @dataclass
@@ -407,56 +400,3 @@ def add_teacher_columns(tokenized: datasets.Dataset | datasets.DatasetDict, toke
     if stale:
         tokenized = tokenized.remove_columns(stale)
     return datasets.concatenate_datasets([tokenized, columns], axis=1)
-
-
-# ------------------------------------------------------------------------------- SST-2
-
-
-def default_sst2_dir() -> Path | None:
-    """The local GLUE SST-2 copy that ``$TEXTDISTILL_SST2_DIR`` names; ``None`` when unset.
-
-    The library never guesses a location from its own install or checkout: a script that
-    knows where its data lives passes the directory to :func:`sst2_data_config`.
-
-    Raises:
-        FileNotFoundError: the variable names a directory without ``train.tsv`` and
-            ``validation.tsv``.
-    """
-    value = os.environ.get(SST2_DIR_ENV)
-    if not value:
-        return None
-    return _checked_sst2_dir(Path(value).expanduser(), f"${SST2_DIR_ENV}")
-
-
-def _checked_sst2_dir(directory: Path, origin: str) -> Path:
-    missing = [name for name in SST2_FILES if not (directory / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{origin}: {directory} is not a GLUE SST-2 copy: it lacks "
-                                f"{', '.join(missing)}")
-    return directory
-
-
-def sst2_data_config(directory: str | os.PathLike[str] | None = None,
-                     **overrides: Any) -> DataConfig:
-    """A :class:`DataConfig` for GLUE SST-2.
-
-    The source is the local copy in ``directory`` when given, else the one
-    ``$TEXTDISTILL_SST2_DIR`` names, else the Hub dataset ``stanfordnlp/sst2``.
-    ``overrides`` replace any other field (``max_train_samples``, ``max_length``, ...).
-
-    Raises:
-        FileNotFoundError: the chosen directory lacks ``train.tsv`` or ``validation.tsv``.
-    """
-    if directory is not None:
-        local: Path | None = _checked_sst2_dir(Path(directory).expanduser(), "SST-2 directory")
-    else:
-        local = default_sst2_dir()
-    if local is not None:
-        values: dict[str, Any] = {"train": str(local / "train.tsv"),
-                                  "eval": str(local / "validation.tsv")}
-    else:
-        values = {"dataset": SST2_HUB_DATASET}
-    values.update(text_columns=["sentence"], label_column="label",
-                  label_names=list(SST2_LABEL_NAMES))
-    values.update(overrides)
-    return DataConfig(**values)
