@@ -241,7 +241,7 @@ def test_config_validation_names_the_key(changes, message):
 
 def _raw_recipe(**data) -> dict:
     return {"teacher": {"model": "someone/bert-sst2"},
-            "student": {"from_teacher": {"layers": [0]}},
+            "student": {"from_teacher": [0]},
             "data": {"dataset": "stanfordnlp/sst2", **data},
             "output": {"dir": "runs/x"}}
 
@@ -290,7 +290,7 @@ def ws(tmp_path_factory):
 def _recipe(ws, copies: int, **extra):
     return recipe_from_dict({
         "teacher": {"model": str(ws.teacher)},
-        "student": {"from_teacher": {"layers": [0]}},
+        "student": {"from_teacher": [0]},
         "data": {"train": str(ws.train), "eval": str(ws.dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(ws.cache), "augment": {"copies": copies, "seed": 3}},
@@ -334,7 +334,7 @@ def test_tiny_distill_run_trains_on_the_transfer_set(ws, tmp_path, capsys):
     recipe = tmp_path / "augment.yaml"
     recipe.write_text(yaml.safe_dump({
         "teacher": {"model": str(ws.teacher)},
-        "student": {"from_teacher": {"layers": [1]}},
+        "student": {"from_teacher": [1]},
         "data": {"train": str(ws.train), "eval": str(ws.dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(ws.cache)},

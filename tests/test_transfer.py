@@ -72,7 +72,7 @@ def test_every_field_has_help():
 
 def _raw_recipe(**transfer) -> dict:
     return {"teacher": {"model": "someone/bert-sst2"},
-            "student": {"from_teacher": {"layers": [0]}},
+            "student": {"from_teacher": [0]},
             "data": {"dataset": "stanfordnlp/sst2", "transfer": transfer},
             "output": {"dir": "runs/x"}}
 
@@ -321,7 +321,7 @@ def ws(tmp_path_factory):
 def _recipe(ws, **data):
     return recipe_from_dict({
         "teacher": {"model": str(ws.teacher)},
-        "student": {"from_teacher": {"layers": [0]}},
+        "student": {"from_teacher": [0]},
         "data": {"train": str(ws.train), "eval": str(ws.dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(ws.cache), "transfer": {"files": [str(ws.unlabeled)]},
@@ -367,7 +367,7 @@ def test_tiny_distill_run_with_transfer_data_and_pseudo_labels(ws, tmp_path, cap
     recipe = tmp_path / "transfer.yaml"
     recipe.write_text(yaml.safe_dump({
         "teacher": {"model": str(ws.teacher)},
-        "student": {"from_teacher": {"layers": [1]}},
+        "student": {"from_teacher": [1]},
         "data": {"train": str(ws.train), "eval": str(ws.dev),
                  "label_names": ["negative", "positive"], "max_length": 32,
                  "cache_dir": str(ws.cache),
