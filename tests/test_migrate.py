@@ -9,7 +9,7 @@ from textdistill.recipe import apply_overrides, recipe_from_dict
 
 OLD = {
     "teacher": {"model": "someone/bert"},
-    "student": {"from_teacher": [0, 2]},
+    "student": {"from_teacher": {"layers": [0, 2]}},
     "data": {"train_file": "t.tsv", "validation_file": "v.tsv", "shuffle_seed": 7,
              "max_length": 48, "augment": {"copies": 1, "ngram_min": 2, "ngram_max": 4}},
     "distill": {"temperature": 4.0, "temperature_schedule": {"kind": "linear", "end": 1.0},
