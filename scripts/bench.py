@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.section != "same-data":
             result["transfer"] = run_transfer(args)
             saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    readme = ROOT / "README.md"
+    if docs == (ROOT / "docs").resolve():  # a smoke result leaves README's blocks alone
+        readme.write_text(report.with_readme_block(readme.read_text(encoding="utf-8"), result),
+                          encoding="utf-8")
     if "students" not in result:  # only the transfer section has run
         (docs / "benchmarks.md").write_text(transfer_page(result.get("transfer")),
                                             encoding="utf-8")
@@ -182,10 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     studies = docs / "benchmark-studies.md"
     page = report.markdown(result, studies.name if studies.is_file() else None)
     (docs / "benchmarks.md").write_text(page, encoding="utf-8")
-    readme = ROOT / "README.md"
-    if not result["setup"]["smoke"] and docs == (ROOT / "docs").resolve():
-        readme.write_text(report.with_readme_block(readme.read_text(encoding="utf-8"), result),
-                          encoding="utf-8")
     print("\n" + report.headline_table(result))
     if result.get("targets"):
         print(json.dumps(result["targets"], indent=2))

@@ -141,6 +141,25 @@ def test_the_page_shows_the_numbers_of_the_json(smoke):
     assert "Smoke run" in page and "was not run" not in page
 
 
+def test_the_readme_block_is_the_transfer_headline_of_a_real_run(smoke):
+    import copy
+
+    transfer = smoke[4]
+    readme = ("intro\n" + report.TRANSFER_START + "\nNot yet measured.\n"
+              + report.TRANSFER_END + "\nrest\n")
+    # A smoke run checks the script, not the method: README keeps what it had.
+    assert report.with_readme_block(readme, {"transfer": transfer}) == readme
+    real = copy.deepcopy(transfer)
+    real["setup"]["smoke"] = False
+    written = report.with_readme_block(readme, {"transfer": real})
+    assert written.startswith("intro\n") and written.endswith("\nrest\n")
+    assert "Not yet measured" not in written
+    for students in real["rows"].values():
+        for row in students.values():
+            assert f"| {pct(row['accuracy_mean'])}" in written
+            assert f"| {row['speedup_b32']:.2f}x |" in written
+
+
 def test_a_second_run_trains_nothing(smoke):
     argv, runs, docs, _, transfer = smoke
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}

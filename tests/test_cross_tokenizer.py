@@ -49,13 +49,16 @@ TRAIN = {"batch_size": 8, "lr": 3e-3, "warmup": 0.0, "logging_steps": 1, "save_s
          "report_to": [], "progress_bar": False, "save_total_limit": 1}
 
 
-def write_other_classifier(directory: Path, *, hidden_size: int = 24, seed: int = 7) -> Path:
+def write_other_classifier(directory: Path, *, hidden_size: int = 24, seed: int = 7,
+                           mask_token: str = "[MASK]") -> Path:
     """A tiny BERT classifier with the other tokenizer, saved as a model directory."""
     directory.mkdir(parents=True, exist_ok=True)
     vocab = directory / "vocab.txt"
-    vocab.write_text("\n".join(OTHER_VOCAB) + "\n", encoding="utf-8")
+    words = [mask_token if word == "[MASK]" else word for word in OTHER_VOCAB]
+    vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
     # transformers 5: ``vocab=`` (``vocab_file=`` is silently ignored).
-    BertTokenizer(vocab=str(vocab), pad_token="[PAD]").save_pretrained(directory)
+    BertTokenizer(vocab=str(vocab), pad_token="[PAD]",
+                  mask_token=mask_token).save_pretrained(directory)
     torch.manual_seed(seed)
     names = list(SENTIMENT_LABELS)
     config = BertConfig(vocab_size=len(OTHER_VOCAB), hidden_size=hidden_size,
@@ -196,6 +199,27 @@ def test_build_writes_own_columns_and_the_teacher_reads_them_live_and_cached(ws,
     for key in ("loss/kd", "loss/hard"):
         torch.testing.assert_close(torch.tensor(cached.series(key)[1]),
                                    torch.tensor(live.series(key)[1]), atol=1e-5, rtol=1e-5)
+
+
+def test_augmented_masks_are_each_tokenizers_own_mask_token(ws, tmp_path):
+    # The teacher's mask token is MPNet-like "<mask>"; the student's is "[MASK]". Each
+    # model must read a masked word as its own mask token, not as characters or [UNK].
+    teacher = write_other_classifier(tmp_path / "mpnet-like", mask_token="<mask>")
+    recipe = load_recipe(_recipe(ws, tmp_path / "r.yaml", teacher=str(teacher)))
+    augment = {"copies": 1, "mask_prob": 1.0, "replace_prob": 0.0, "ngram_prob": 0.0}
+    recipe = dataclasses.replace(recipe, data=dataclasses.replace(
+        recipe.data, augment=dataclasses.replace(recipe.data.augment, **augment)))
+    built = build(recipe, "distill")
+    train, student_tok = built.data["train"], built.tokenizer
+    teacher_tok = built.teacher_tokenizers[0]
+    originals = len(train) // 2
+    for row in range(originals, len(train)):  # every word of a variant is masked
+        student_ids = set(train["input_ids"][row]) - set(student_tok.all_special_ids)
+        teacher_ids = set(train["t0_input_ids"][row]) - set(teacher_tok.all_special_ids)
+        assert student_ids == set() and teacher_ids == set(), row
+        assert student_tok.mask_token_id in train["input_ids"][row]
+        assert teacher_tok.mask_token_id in train["t0_input_ids"][row]
+    assert student_tok.unk_token_id not in {i for ids in train["input_ids"] for i in ids}
 
 
 @pytest.mark.parametrize(("match", "fragment"), [

@@ -36,29 +36,39 @@ def _load_data(recipe: Recipe):
 def tokenize_with_labels(raw, tokenizer, data_cfg: Any, label_names: list[str],
                          remap: dict[int, int] | None = None,
                          model_names: list[str] | None = None,
-                         teacher_tokenizers: Mapping[int, Any] | None = None):
+                         teacher_tokenizers: Mapping[int, Any] | None = None,
+                         augment_mask: str | None = None):
     """Tokenize ``raw`` with ``label_names`` as the data's classes, then (with ``remap``)
     renumber the labels to the model's ids, whose names are ``model_names``.
 
     ``teacher_tokenizers`` (``{teacher index: tokenizer}``) adds each such teacher's own
-    token columns (``t{i}_input_ids``, ...), from the same texts.
+    token columns (``t{i}_input_ids``, ...), from the same texts. ``augment_mask`` is the
+    mask word augmentation wrote into the train split: each tokenizer reads it as its own.
 
     Raises:
         ConfigError: a label value is not one of the classes.
     """
     import datasets
 
+    from .data.augment import with_mask_token
     from .data.loading import add_teacher_columns, tokenize_splits
+
+    def read_by(reader) -> Any:
+        if augment_mask is None:
+            return raw
+        train = with_mask_token(raw["train"], cfg.text_columns, augment_mask,
+                                getattr(reader, "mask_token", None))
+        return datasets.DatasetDict({**raw, "train": train})
 
     cfg = dataclasses.replace(data_cfg, label_names=list(label_names))
     try:
-        splits = tokenize_splits(raw, tokenizer, cfg)
+        splits = tokenize_splits(read_by(tokenizer), tokenizer, cfg)
     except ValueError as err:
         raise ConfigError(f"data.label_column: {err}") from None
     for index, teacher_tokenizer in sorted((teacher_tokenizers or {}).items()):
         splits = add_teacher_columns(splits, teacher_tokenizer, index,
                                      text_columns=list(cfg.text_columns),
-                                     max_length=cfg.max_length, texts=raw)
+                                     max_length=cfg.max_length, texts=read_by(teacher_tokenizer))
     if remap is None:
         return splits
     # Renumber explicitly: the teacher's id for each data label, and the teacher's order
@@ -146,16 +156,19 @@ def prepare_data(recipe: Recipe, raw: Any, tokenizer: Any, teachers: list[Any],
     if recipe.data.transfer.enabled:
         raw, note = append_transfer(raw, recipe.data)
         notes.append(note)
+    augment_mask = None
     if recipe.data.augment.enabled:
         # Replacement neighbours come from teacher 0's embeddings, indexed by its ids.
-        raw, note = augment_train(raw, recipe.data, teacher_tokenizers.get(0, tokenizer),
-                                  teachers[0])
+        augment_tokenizer = teacher_tokenizers.get(0, tokenizer)
+        raw, note = augment_train(raw, recipe.data, augment_tokenizer, teachers[0])
         notes.append(note)
+        if recipe.data.augment.mask_prob > 0:
+            augment_mask = augment_tokenizer.mask_token
     # Tokenization keeps only the model columns: the flags are read here and put back.
     flags = {name: list(raw["train"][name]) for name in (TRANSFER_COLUMN, AUGMENTED_COLUMN)
              if name in raw["train"].column_names}
     data = tokenize_with_labels(raw, tokenizer, recipe.data, data_names, remap, label_names,
-                                teacher_tokenizers)
+                                teacher_tokenizers, augment_mask)
     if flags:
         data["train"] = unlabel_rows(data["train"], flags)
     return data

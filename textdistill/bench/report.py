@@ -7,6 +7,7 @@ the bars); nothing here is measured or typed.
 from __future__ import annotations
 
 from .findings import findings, pct, seed_caveat
+from .transfer_report import headline as transfer_headline
 from .transfer_report import section as transfer_section
 
 LABELS = {"A": "A: no KD (labels only)", "B": "B: logit KD", "C": "C: KD + hidden + attention",
@@ -216,6 +217,8 @@ def markdown(result: dict, studies_page: str | None = None) -> str:
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
+TRANSFER_START = "<!-- bench-transfer:start -->"
+TRANSFER_END = "<!-- bench-transfer:end -->"
 
 
 def readme_block(result: dict) -> str:
@@ -227,10 +230,25 @@ def readme_block(result: dict) -> str:
             f"[docs/benchmarks.md](docs/benchmarks.md).\n{README_END}")
 
 
-def with_readme_block(text: str, result: dict) -> str:
-    """``text`` (README.md) with its bench block replaced; unchanged without markers."""
-    if README_START not in text or README_END not in text:
+def transfer_readme_block(transfer: dict) -> str:
+    """The transfer section's headline, for README's "When distillation pays"."""
+    return "\n".join([TRANSFER_START, *transfer_headline(transfer), TRANSFER_END])
+
+
+def _replace(text: str, start: str, end: str, block: str) -> str:
+    if start not in text or end not in text:
         return text
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    return head + readme_block(result) + tail
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + block + tail
+
+
+def with_readme_block(text: str, result: dict) -> str:
+    """``text`` (README.md) with its bench blocks replaced from ``result``; a block whose
+    markers or section are missing stays as it is."""
+    if "students" in result and not result["setup"]["smoke"]:
+        text = _replace(text, README_START, README_END, readme_block(result))
+    if result.get("transfer") and not result["transfer"]["setup"]["smoke"]:
+        text = _replace(text, TRANSFER_START, TRANSFER_END,
+                        transfer_readme_block(result["transfer"]))
+    return text

@@ -144,6 +144,29 @@ def section(transfer: dict | None) -> list[str]:
             "### Goals", "", *_goals(transfer), "", "### Cost", "", *_cost(transfer), ""]
 
 
+def headline(transfer: dict) -> list[str]:
+    """The README's table: the teacher and each chosen row, validation accuracy first."""
+    teacher = transfer["teacher"]
+    lines = ["| model | params | SST-2 acc. (%) | retention | ms @ b32 | speed-up @ b32 |",
+             "|---|---:|---:|---:|---:|---:|",
+             f"| teacher: {transfer['setup']['teacher_model']} fine-tuned on L | "
+             f"{teacher['params'] / 1e6:.1f}M | {pct(teacher['accuracy'])} | 100% | "
+             f"{teacher['latency_ms_b32']:.0f} | 1.00x |"]
+    for name, students in transfer["rows"].items():
+        for student, row in students.items():
+            acc = pct(row["accuracy_mean"]) + (f" ± {pct(row['accuracy_std'])}"
+                                               if len(row["seeds"]) > 1 else "")
+            lines.append(f"| {ROW_LABELS[name]} ({STUDENT_LABELS.get(student, student)}; "
+                         f"{_seeds(row)}) | {row['params'] / 1e6:.1f}M | {acc} | "
+                         f"{row['retention_pct']:.1f}% | {row['latency_ms_b32']:.0f} | "
+                         f"{row['speedup_b32']:.2f}x |")
+    st = transfer["setup"]
+    return lines + ["", f"SST-2 validation; L = {st['labelled']:,} labelled sentences, U = "
+                    f"{transfer['unlabelled']:,} unlabeled ones, every choice made on a "
+                    f"{st['dev']:,}-sentence dev split; CPU latency at "
+                    f"{st['latency_seq_len']} tokens."]
+
+
 def page(transfer: dict | None) -> str:
     """The page when only the transfer section has run."""
     return "\n".join(["# Benchmarks: SST-2, real models, CPU", "",

@@ -308,4 +308,28 @@ def augment_dataset(dataset: datasets.Dataset, text_columns: Sequence[str],
     return datasets.concatenate_datasets([originals, variants])
 
 
-__all__ = ["AUGMENTED_COLUMN", "AugmentConfig", "augment_dataset", "neighbour_table"]
+def with_mask_token(dataset: datasets.Dataset, text_columns: Sequence[str], mask_token: str,
+                    own_mask_token: str | None) -> datasets.Dataset:
+    """``dataset`` with every masked word of its augmented rows written as
+    ``own_mask_token``: the mask token of the tokenizer that reads it.
+
+    Augmentation writes one tokenizer's mask token (``mask_token``) into the text; another
+    tokenizer would read that string as plain characters (MPNet's ``<mask>`` is three
+    word pieces to BERT), so each tokenizer gets the text with its own mask word.
+    Unchanged when the tokens agree or the reader has none.
+    """
+    if own_mask_token is None or own_mask_token == mask_token \
+            or AUGMENTED_COLUMN not in dataset.column_names:
+        return dataset
+
+    def reword(batch: dict[str, list]) -> dict[str, list]:
+        return {c: [" ".join(own_mask_token if w == mask_token else w for w in text.split())
+                    if augmented and text is not None else text
+                    for text, augmented in zip(batch[c], batch[AUGMENTED_COLUMN])]
+                for c in text_columns}
+
+    return dataset.map(reword, batched=True, desc="Writing each tokenizer's mask token")
+
+
+__all__ = ["AUGMENTED_COLUMN", "AugmentConfig", "augment_dataset", "neighbour_table",
+           "with_mask_token"]
