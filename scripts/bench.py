@@ -17,13 +17,19 @@ The transfer section (``--section transfer``; rows in ``textdistill/bench/transf
 fine-tunes MPNet-base on 2,000 labelled sentences and distils it into MiniLM students of
 another tokenizer over unlabeled SST-2 text, every choice made on a dev split.
 
+The compression section (``--section compression``, after the same-data section; parts in
+``textdistill/bench/compression.py``) exports the best 3-layer student to ONNX Runtime
+(fp32, int8), prunes it (half its heads and feed-forward neurons) and recovers it by
+distillation, and measures every form against the teacher.
+
 Every finished row is saved under ``runs/bench/<row>/`` and reused while its resolved
 recipe and its teacher are unchanged, so an interrupted run resumes where it stopped.
 Writes ``docs/benchmarks/results.json``, then renders ``docs/benchmarks.md`` and
 ``docs/benchmarks/*.png`` from that JSON alone.
 
-    python scripts/bench.py                   # both sections (about 5 h on 2 CPU cores)
+    python scripts/bench.py                   # every section (about 5 h on 2 CPU cores)
     python scripts/bench.py --section transfer   # the transfer section alone (about 3 h)
+    python scripts/bench.py --section compression   # ONNX, int8, pruning (about 10 min)
     python scripts/bench.py --only A B        # some rows; the page uses all rows saved
     python scripts/bench.py --report          # render the page again from results.json
     python scripts/bench.py --smoke --base-model DIR --runs R --docs D   # the tests' run
@@ -39,19 +45,32 @@ import sys
 import time
 from pathlib import Path
 
-from textdistill.bench import collect, mpnet, plan, plots, recipes, report
+from textdistill.bench import (
+    collect,
+    compression,
+    compression_report,
+    mpnet,
+    plan,
+    plots,
+    recipes,
+    report,
+)
 from textdistill.bench import transfer_plan as tp
 from textdistill.bench.fidelity import Fidelity
 from textdistill.bench.latency import latencies
 from textdistill.bench.sweep import Sweep
 from textdistill.bench.transfer_collect import run_section
 from textdistill.bench.transfer_report import page as transfer_page
+from textdistill.errors import MissingExtraError
+from textdistill.onnx_model import require_deploy_extra
 
 ROOT = recipes.CHECKOUT
 # The end-to-end epoch comparison (hand loop vs engine defaults) runs over this many
 # training sentences: a quarter of the subset keeps the fixed-padding hand loop near
 # 3 minutes, and the whole benchmark inside its 2-hour budget.
 EPOCH_EXAMPLES = 5_000
+# The sections in the order `all` runs them; the last two own one results.json object each.
+SECTIONS = ("same-data", "transfer", "compression")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -79,8 +98,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-model", default=recipes.MINILM,
                         help=f"model to fine-tune into the teacher (default {recipes.MINILM}); "
                              "the smoke test passes a tiny one")
-    parser.add_argument("--section", choices=("all", "same-data", "transfer"), default="all",
-                        help="which section to run; the other keeps its saved results")
+    parser.add_argument("--section", choices=("all", "same-data", "transfer", "compression"),
+                        default="all",
+                        help="which section to run; the others keep their saved results")
     parser.add_argument("--transfer-teacher", default=mpnet.REFERENCE,
                         help="base model of the transfer section's teacher (default MPNet-base)")
     parser.add_argument("--transfer-student", default=recipes.MINILM,
@@ -130,6 +150,29 @@ def run_transfer(args: argparse.Namespace) -> dict:
                        wanted(args))
 
 
+def run_compression(args: argparse.Namespace, result: dict) -> dict:
+    """The compression section's ``compression`` object, from the models ``result`` (the
+    same-data section's, and the transfer section's when present) names."""
+    try:
+        sources = compression.sources(result)
+    except ValueError as err:
+        sys.exit(f"compression: {err}")
+    budget = recipes.Budget(epochs=args.epochs, smoke=args.smoke, sst2_dir=recipes.find_sst2())
+    return compression.run_section(compression.folder(Path(args.runs).resolve(), budget),
+                                   sources, budget)
+
+
+def save_section(saved: Path, key: str, value: dict) -> dict:
+    """results.json with ``key`` set to ``value``, read again just before: a run from
+    another checkout may have written its own section meanwhile."""
+    result = json.loads(saved.read_text()) if saved.is_file() else {}
+    result[key] = value
+    staged = saved.with_name(saved.name + ".tmp")
+    staged.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    os.replace(staged, saved)
+    return result
+
+
 def run(args: argparse.Namespace, docs: Path) -> dict:
     """Train what is missing, measure, and collect the same-data results JSON."""
     runs = Path(args.runs).resolve()
@@ -162,17 +205,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.report and not saved.is_file():
         sys.exit(f"no {saved}: run without --report first")
     result = json.loads(saved.read_text()) if saved.is_file() else {}
+    sections = {name for name in SECTIONS if args.section in ("all", name)}
     if not args.report:
+        if "compression" in sections:
+            try:  # now, not after hours of the other sections
+                require_deploy_extra("the compression section")
+            except MissingExtraError as err:
+                sys.exit(str(err))
         Path(args.runs).resolve().mkdir(parents=True, exist_ok=True)
-        if args.section != "transfer":
-            previous = result.get("transfer")
-            result = run(args, docs)
-            if previous:
-                result["transfer"] = previous
+        if "same-data" in sections:
+            kept = {key: result[key] for key in SECTIONS[1:] if key in result}
+            result = {**run(args, docs), **kept}
             saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        if args.section != "same-data":
+        if "transfer" in sections:
             result["transfer"] = run_transfer(args)
             saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        if "compression" in sections:  # last: it reads the models of the other two
+            result = save_section(saved, "compression", run_compression(args, result))
     readme = ROOT / "README.md"
     if docs == (ROOT / "docs").resolve():  # a smoke result leaves README's blocks alone
         readme.write_text(report.with_readme_block(readme.read_text(encoding="utf-8"), result),
@@ -183,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwrote {docs / 'benchmarks.md'} (transfer section) from {saved}")
         return 0
     plots.plot(result, out)
+    compression_report.plot(result.get("compression"), out)
     studies = docs / "benchmark-studies.md"
     page = report.markdown(result, studies.name if studies.is_file() else None)
     (docs / "benchmarks.md").write_text(page, encoding="utf-8")

@@ -8,7 +8,9 @@
    student made of teacher layers 0, 2 and 4 (logit KD + hidden and attention matches);
 3. ``textdistill evaluate`` - both on the 872-sentence SST-2 validation set;
 4. ``textdistill export`` - the student as a Hub-format directory, ``runs/quickstart/hub``;
-5. prints the teacher-vs-student table (also written to ``runs/quickstart/summary.md``).
+5. ``textdistill quantize`` - the student as an ONNX Runtime directory with int8 weights,
+   ``runs/quickstart/onnx-int8`` (about half a minute), evaluated like the other two;
+6. prints the teacher-vs-student table (also written to ``runs/quickstart/summary.md``).
 
 The SST-2 data comes from the local GLUE copy when there is one (``$TEXTDISTILL_SST2_DIR``,
 else ``shared/data/sst2`` beside this checkout), else from the Hub (``stanfordnlp/sst2``).
@@ -16,10 +18,9 @@ The steps run the CLI's own ``main`` in this process: the same code users run.
 
     python scripts/quickstart.py [--fresh] [--set KEY=VALUE ...]
 
-It takes about 6 minutes on 2 free CPU cores (5.9 min measured). On a machine busy with other
-work, run it with ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads then sleep
-instead of spinning while they wait for a core (spinning can make each step many times
-slower there; on free cores PASSIVE costs ~20%).
+It takes about 6 minutes on 2 free CPU cores, as the README says (5.9 min measured for
+steps 1-4; step 5 adds about half a minute). On a machine busy with other work, run it
+with ``OMP_WAIT_POLICY=PASSIVE`` (the README's quickstart section says why).
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def _eval_data(local: Path | None) -> list[str]:
     return ["--data", str(local / "validation.tsv"), "--label-names", "negative", "positive"]
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the printed commands show it: relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _step(title: str, argv: list[str], timings: dict[str, float]) -> None:
     from textdistill.cli import main
 
@@ -81,22 +87,45 @@ def _step(title: str, argv: list[str], timings: dict[str, float]) -> None:
         sys.exit(code)
 
 
-def comparison_table(teacher: dict, student: dict) -> str:
-    """Teacher vs student: accuracy, F1, parameters, latency and speed-up."""
+def evaluate(title: str, model: Path, eval_args: list[str], out: Path,
+             timings: dict[str, float]) -> dict:
+    """``textdistill evaluate`` of ``model`` (PyTorch or ONNX), its JSON kept in ``out``."""
+    _step(title, ["evaluate", _shown(model), *eval_args, "--max-length", MAX_LENGTH,
+                  "--json", _shown(out)], timings)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def quantize_student(run: Path, out: Path, eval_args: list[str],
+                     timings: dict[str, float]) -> dict:
+    """``run``'s student as an ONNX Runtime int8 directory ``out`` (``textdistill
+    quantize``), then evaluated like the PyTorch models; returns that evaluation."""
+    _step("5. quantize the student (ONNX Runtime, int8)",
+          ["quantize", _shown(run), _shown(out), "--method", "onnx-int8", "--overwrite"],
+          timings)
+    return evaluate("5. evaluate the ONNX int8 student", out, eval_args,
+                    out.parent / f"eval-{out.name}.json", timings)
+
+
+def comparison_table(teacher: dict, student: dict, int8: dict | None = None) -> str:
+    """Teacher vs student (and its ONNX int8 form): accuracy, F1, parameters, latency and
+    speed-up."""
     from textdistill.cli import format_table
 
+    models = [("teacher (MiniLM-L6, 6 layers)", teacher), ("student (3 layers: 0, 2, 4)", student)]
+    if int8 is not None:
+        models.append(("student, ONNX Runtime int8", int8))
     rows = []
-    for name, result in (("teacher (MiniLM-L6, 6 layers)", teacher),
-                         ("student (3 layers: 0, 2, 4)", student)):
+    for name, result in models:
         lat = result["latency_ms"]
         rows.append([name, result["metrics"]["accuracy"], result["metrics"]["f1"],
                      f"{result['params'] / 1e6:.1f}M", f"{lat['1']:.1f}", f"{lat['32']:.1f}"])
-    speedup = [teacher["latency_ms"][b] / student["latency_ms"][b] for b in ("1", "32")]
-    rows.append(["student vs teacher",
-                 f"{student['metrics']['accuracy'] - teacher['metrics']['accuracy']:+.4f}",
-                 f"{student['metrics']['f1'] - teacher['metrics']['f1']:+.4f}",
-                 f"{student['params'] / teacher['params']:.2f}x",
-                 f"{speedup[0]:.2f}x faster", f"{speedup[1]:.2f}x faster"])
+    for name, result in models[1:]:
+        speedup = [teacher["latency_ms"][b] / result["latency_ms"][b] for b in ("1", "32")]
+        rows.append([f"{name.split(' (')[0]} vs teacher",
+                     f"{result['metrics']['accuracy'] - teacher['metrics']['accuracy']:+.4f}",
+                     f"{result['metrics']['f1'] - teacher['metrics']['f1']:+.4f}",
+                     f"{result['params'] / teacher['params']:.2f}x",
+                     f"{speedup[0]:.2f}x faster", f"{speedup[1]:.2f}x faster"])
     return format_table(rows, ["SST-2 validation (872)", "accuracy", "F1", "params",
                                "ms batch 1", "ms batch 32"])
 
@@ -126,27 +155,25 @@ def main() -> None:
     _step("2. distil the student", ["distill", str(STUDENT_RECIPE.relative_to(ROOT)),
                                     "--set", f"teacher.model={teacher_best}",
                                     "--set", "output.overwrite=true", *common], timings)
-    evals = {}
-    for name, model in (("teacher", teacher_best), ("student", RUN / "student" / "best")):
-        out = RUN / f"eval-{name}.json"
-        _step(f"3. evaluate the {name}", ["evaluate", str(model.relative_to(ROOT)),
-                                          *_eval_data(local), "--max-length", MAX_LENGTH,
-                                          "--json", str(out.relative_to(ROOT))], timings)
-        evals[name] = json.loads(out.read_text(encoding="utf-8"))
+    evals = {name: evaluate(f"3. evaluate the {name}", model, _eval_data(local),
+                            RUN / f"eval-{name}.json", timings)
+             for name, model in (("teacher", teacher_best), ("student", RUN / "student" / "best"))}
     _step("4. export the student", ["export", str((RUN / "student").relative_to(ROOT)),
                                     str((RUN / "hub").relative_to(ROOT)), "--overwrite"],
           timings)
+    int8 = quantize_student(RUN / "student", RUN / "onnx-int8", _eval_data(local), timings)
 
-    table = comparison_table(evals["teacher"], evals["student"])
+    table = comparison_table(evals["teacher"], evals["student"], int8)
     total = time.perf_counter() - start
     steps = "\n".join(f"  {title}: {seconds:.0f}s" for title, seconds in timings.items())
     summary = (f"{table}\n\nlatency: median of 30 (batch 1) / 10 (batch 32) forward passes of "
                f"{MAX_LENGTH} tokens, "
                f"{evals['student']['device']}, {os.cpu_count()} CPU cores\n"
                f"wall time: {total / 60:.1f} min\n{steps}\n"
-               f"exported student: {(RUN / 'hub').relative_to(ROOT)}")
+               f"exported student: {(RUN / 'hub').relative_to(ROOT)}; ONNX int8: "
+               f"{(RUN / 'onnx-int8').relative_to(ROOT)}")
     (RUN / "summary.md").write_text(f"```\n{summary}\n```\n", encoding="utf-8")
-    print(f"\n=== 5. teacher vs student\n{summary}")
+    print(f"\n=== 6. teacher vs student\n{summary}")
 
 
 if __name__ == "__main__":

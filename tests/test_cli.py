@@ -11,6 +11,7 @@ import torch
 import yaml
 from tiny import (
     PAIR_LABELS,
+    one_line_error,
     write_pair_csv,
     write_sentiment_tsv,
     write_tiny_classifier,
@@ -53,14 +54,6 @@ def _results(run: Path) -> dict:
     return json.loads((run / "results.json").read_text(encoding="utf-8"))
 
 
-def _one_line_error(capsys, *fragments: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("textdistill: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -157,14 +150,14 @@ def test_distill_then_evaluate_then_export(ws, student_run, capsys, tmp_path):
 
     capsys.readouterr()
     assert main(["export", str(student_run.run), str(hub)]) == 2
-    _one_line_error(capsys, "not empty", "--overwrite")
+    one_line_error(capsys, "not empty", "--overwrite")
     assert main(["export", str(student_run.run), str(hub), "--overwrite"]) == 0
 
 
 def test_push_offline_exits_2_and_leaves_a_complete_export(student_run, capsys, tmp_path):
     hub = tmp_path / "pushed"
     assert main(["export", str(student_run.run), str(hub), "--push", "someone/tiny"]) == 2
-    _one_line_error(capsys, "cannot push to the Hub", "offline", str(hub))
+    one_line_error(capsys, "cannot push to the Hub", "offline", str(hub))
     assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in hub.iterdir()}
     AutoModelForSequenceClassification.from_pretrained(hub)
 
@@ -172,7 +165,7 @@ def test_push_offline_exits_2_and_leaves_a_complete_export(student_run, capsys, 
 def test_existing_run_needs_resume_or_overwrite(student_run, capsys):
     capsys.readouterr()
     assert main(["distill", student_run.recipe]) == 2
-    _one_line_error(capsys, "already holds a run", "--resume", "output.overwrite")
+    one_line_error(capsys, "already holds a run", "--resume", "output.overwrite")
     before = _results(student_run.run)
     # A finished run resumes to its end: nothing more to train, the same best step.
     assert main(["distill", student_run.recipe, "--resume"]) == 0
@@ -181,7 +174,7 @@ def test_existing_run_needs_resume_or_overwrite(student_run, capsys):
     capsys.readouterr()
     assert main(["distill", student_run.recipe, "--set", "output.overwrite=true",
                  "--set", "data.label_names=[bad, good]"]) == 2
-    _one_line_error(capsys, "teacher.model: label names differ")
+    one_line_error(capsys, "teacher.model: label names differ")
     assert _results(student_run.run)["final_step"] == before["final_step"]
     assert (student_run.run / "best").is_dir()
     assert main(["distill", student_run.recipe, "--set", "output.overwrite=true",
@@ -225,7 +218,7 @@ def test_label_order_mismatch_fails_up_front_and_remap_fixes_it(ws, capsys, tmp_
     recipe = _recipe(tmp_path / "swapped.yaml", **sections)
     capsys.readouterr()
     assert main(["distill", recipe]) == 2
-    _one_line_error(capsys, "teacher.model: label order mismatch", "remap_labels")
+    one_line_error(capsys, "teacher.model: label order mismatch", "remap_labels")
     assert not (tmp_path / "run" / "checkpoints").exists(), "nothing trained"
 
     assert main(["distill", recipe, "--set", "teacher.remap_labels=true"]) == 0
@@ -250,7 +243,7 @@ def test_tokenizer_mismatch_fails_up_front(ws, capsys, tmp_path, teacher_run):
                      train={**TRAIN, "max_steps": 1}, output={"dir": str(tmp_path / "run")})
     capsys.readouterr()
     assert main(["check", recipe]) == 2
-    _one_line_error(capsys, "student.pretrained: teacher and student tokenizers differ")
+    one_line_error(capsys, "student.pretrained: teacher and student tokenizers differ")
 
 
 # ---------------------------------------------------------------------------- check
@@ -338,7 +331,7 @@ def test_bad_input_exits_2_with_one_line(case, ws, tmp_path, capsys):
     }[case]
     capsys.readouterr()
     assert main(argv) == 2
-    _one_line_error(capsys, fragment)
+    one_line_error(capsys, fragment)
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
@@ -346,7 +339,8 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("verb", ["finetune", "distill", "evaluate", "check", "export"])
+@pytest.mark.parametrize("verb", ["finetune", "distill", "evaluate", "check", "export",
+                                  "quantize", "prune"])
 def test_every_verb_has_help_with_examples(verb, capsys):
     assert main([verb, "--help"]) == 0
     out = capsys.readouterr().out

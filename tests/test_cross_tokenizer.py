@@ -22,6 +22,7 @@ from tiny import (
     NEGATIVE_WORDS,
     POSITIVE_WORDS,
     SENTIMENT_LABELS,
+    one_line_error,
     write_sentiment_tsv,
     write_tiny_classifier,
 )
@@ -96,13 +97,6 @@ def _recipe(ws, path: Path, *, teacher, tokenizer="own", distill=None, **train) 
     return str(path)
 
 
-def _one_line_error(capsys, *fragments: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("textdistill: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def _train_cfg(tmp_path, name: str, **changes) -> TrainingConfig:
@@ -234,7 +228,7 @@ def test_check_refuses_token_level_matches_across_tokenizers(ws, tmp_path, capsy
                      distill={"intermediate_weight": 1.0, "matches": [match]})
     capsys.readouterr()
     assert main(["check", recipe]) == 2
-    _one_line_error(capsys, "distill.matches[0]: teacher 0 reads the text through its own "
+    one_line_error(capsys, "distill.matches[0]: teacher 0 reads the text through its own "
                     "tokenizer", fragment, "use logit losses or a sentence-level hidden "
                     "match (loss: pkd")
 
@@ -244,12 +238,12 @@ def test_shared_tokenizers_that_differ_are_still_the_vocabulary_error_with_a_hin
     recipe = _recipe(ws, tmp_path / "r.yaml", teacher=str(ws.other), tokenizer=None)
     capsys.readouterr()
     assert main(["check", recipe]) == 2
-    _one_line_error(capsys, "student.pretrained: teacher and student tokenizers differ",
+    one_line_error(capsys, "student.pretrained: teacher and student tokenizers differ",
                     "set teacher.tokenizer: own")
     teachers = _recipe(ws, tmp_path / "t.yaml", teacher=[str(ws.same), str(ws.other)],
                        tokenizer="shared")
     assert main(["check", teachers]) == 2
-    _one_line_error(capsys, "teacher.model[1]: shares no tokenizer with teacher.model[0]",
+    one_line_error(capsys, "teacher.model[1]: shares no tokenizer with teacher.model[0]",
                     "set teacher.tokenizer: own")
 
 

@@ -224,8 +224,12 @@ def test_hub_style_dataset_directory(tmp_path, tokenizer):
     _write(root / "validation.csv", _single_rows()[:3], "csv")
     cfg = DataConfig(dataset=str(root), label_names=["negative", "positive"],
                      cache_dir=str(tmp_path / "cache"))
-    raw = load_raw_splits(cfg)
-    assert (len(raw["train"]), len(raw["eval"])) == (len(SENTENCES), 3)
+    notes = []
+    raw = load_raw_splits(cfg, notes)
+    # The Hub's csv builder reads the text "NA" as missing: that row's text is empty, and
+    # it is dropped with a note.
+    assert (len(raw["train"]), len(raw["eval"])) == (len(SENTENCES) - 1, 3)
+    assert notes == ["data.train: dropped 1 of 10 rows with an empty text (sentence)"]
     # Split names and slices.
     sliced = load_raw_splits(DataConfig(dataset=str(root), train="train[:4]",
                                         eval="train[4:6]", cache_dir=str(tmp_path / "cache")))
@@ -337,3 +341,53 @@ def test_shared_sst2_subset(tokenizer):
                                               "labels"}
     assert set(tok["train"]["labels"]) <= {0, 1}
     assert max(len(ids) for ids in tok["train"]["input_ids"]) <= 32
+
+
+def test_utf8_check_names_the_byte_and_line_across_chunk_boundaries(tmp_path, monkeypatch):
+    from textdistill.data import files
+
+    monkeypatch.setattr(files, "_CHUNK_BYTES", 4)
+    good = tmp_path / "good.tsv"
+    good.write_text("sentence\tlabel\ncafé crème\t1\n", encoding="utf-8")  # é cut by chunks
+    files.check_utf8(good, "train")
+    bad = tmp_path / "bad.tsv"
+    bad.write_bytes(b"sentence\tlabel\nok\t1\nna\xefve\t0\n")
+    with pytest.raises(ConfigError, match=r"^data\.train: .*bad\.tsv is not UTF-8 text: byte "
+                                          r"0xef at offset 22 \(line 3\)"):
+        files.check_utf8(bad, "train")
+    blank = tmp_path / "blank.tsv"
+    blank.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"blank\.tsv is empty"):
+        files.check_utf8(blank, "train")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"column_names": ["sentence", "sentence"]}, r"data\.column_names: names repeat"),
+    ({"column_names": ["text", "label"]}, r"data\.column_names: \['text', 'label'\] lacks "
+                                          r"\['sentence'\]"),
+    ({"column_names": ["sentence", "label"], "train": "t.json", "eval": "e.json"},
+     r"data\.column_names: only csv/tsv files have a header row"),
+    ({"column_names": ["sentence", "label"], "dataset": "x", "train": "train",
+      "eval": "validation"},
+     r"data\.column_names: only for local csv/tsv files"),
+])
+def test_column_names_are_validated(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        DataConfig(**{"train": "t.tsv", "eval": "e.tsv", **changes})
+
+
+def test_empty_label_cells_and_empty_texts(tmp_path):
+    rows = [{"sentence": "good", "label": "positive"}, {"sentence": "", "label": "negative"},
+            {"sentence": "bad", "label": None}]
+    cfg = DataConfig(**_files(tmp_path, "jsonl", rows, n_eval=1),
+                     label_names=["negative", "positive"], cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match=r"data\.label_column: the 'label' cell is empty at "
+                                          r"line 3 of .*train\.jsonl"):
+        load_raw_splits(cfg)
+    (tmp_path / "texts").mkdir()
+    cfg = DataConfig(**_files(tmp_path / "texts", "jsonl", rows[:2] + [rows[0]], n_eval=1),
+                     label_names=["negative", "positive"], cache_dir=str(tmp_path / "cache"))
+    notes = []
+    raw = load_raw_splits(cfg, notes)
+    assert raw["train"]["sentence"] == ["good", "good"]
+    assert notes == ["data.train: dropped 1 of 3 rows with an empty text (sentence)"]

@@ -222,7 +222,9 @@ def test_push_offline_raises_and_keeps_the_directory(tmp_path, model, tokenizer,
     assert time.monotonic() - start < 5
     message = str(info.value)
     assert "\n" not in message
-    assert str(out) in message and "huggingface-cli upload" in message and "--push" in message
+    # `hf` is huggingface_hub's CLI since 1.0 (`huggingface-cli` is gone).
+    assert str(out) in message and f"`hf upload someone/tiny-sst2-student {out}`" in message
+    assert "--push" in message
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 

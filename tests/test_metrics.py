@@ -199,3 +199,18 @@ def test_greater_is_better_rejects_unknown_names(name):
     with pytest.raises(ValueError, match="choose one of") as info:
         greater_is_better(name)
     assert "accuracy" in str(info.value) and "loss" in str(info.value)
+
+
+def test_metric_for_best_must_be_a_metric_evaluation_reports():
+    from textdistill import TrainingConfig
+    from textdistill.errors import ConfigError
+    from textdistill.metrics import METRIC_KEYS, check_metric_for_best
+
+    for name in METRIC_KEYS:
+        check_metric_for_best(name)
+        assert TrainingConfig(metric_for_best=name).metric_for_best == name
+    for bad in ("acc", "eval/accuracy", "loss"):
+        with pytest.raises(ConfigError, match=rf"train\.metric_for_best: '{bad}' is not a "
+                                              r"metric evaluation reports; choose one of "
+                                              r"\['accuracy', 'f1', 'mcc'\]"):
+            TrainingConfig(metric_for_best=bad)

@@ -91,3 +91,101 @@ def test_a_temperature_near_zero_is_noted():
     cold = plan(DistillationConfig(temperature=1e-6), student, [teacher])
     assert any("distill.temperature: 1e-06 is below 0.05" in n for n in cold.notes)
     assert not plan(DistillationConfig(temperature=0.5), student, [teacher]).notes
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"alpha": 1.0}, r"distill\.logit_loss_options\.alpha: kd_kl has no option 'alpha'; it "
+                     r"takes no options"),
+    ({"temperature": 3.0}, r"distill\.logit_loss_options\.temperature: set by textdistill "
+                           r"from distill\.temperature"),
+])
+def test_logit_loss_options_are_checked_against_the_loss_signature(options, message):
+    config = DistillationConfig(logit_loss_options=options)
+    with pytest.raises(ConfigError, match=message):
+        plan(config, tiny_bert(seed=0), [tiny_bert(seed=1)])
+
+
+def test_logit_loss_option_values_are_tried_before_training():
+    dkd = DistillationConfig(logit_loss="dkd", logit_loss_options={"unlabeled": "bogus"})
+    with pytest.raises(ConfigError, match=r"distill\.logit_loss_options: dkd refuses "
+                                          r"\{'unlabeled': 'bogus'\}: .*teacher.*exclude"):
+        plan(dkd, tiny_bert(seed=0), [tiny_bert(seed=1)])
+    with pytest.raises(ConfigError, match=r"distill\.logit_loss_options\.gamma: dkd has no "
+                                          r"option 'gamma'; its options are \['alpha', 'beta'"):
+        plan(DistillationConfig(logit_loss="dkd", logit_loss_options={"gamma": 1}),
+             tiny_bert(seed=0), [tiny_bert(seed=1)])
+    good = DistillationConfig(logit_loss="dkd", logit_loss_options={"alpha": 0.5,
+                                                                      "unlabeled": "exclude"})
+    assert plan(good, tiny_bert(seed=0), [tiny_bert(seed=1)]).matches == []
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    (DistillationConfig(matches=[Match("hidden", 1, 1, loss="attention_kl")]),
+     r"distill\.matches\[0\]\.loss: 'attention_kl' compares attention maps, but this hidden "
+     r"match compares hidden states; the losses for hidden states are \['hidden_cos', "
+     r"'hidden_mmd', 'hidden_mse', 'pkd'\]"),
+    (DistillationConfig(matches=[Match("attention", 1, 1, loss="hidden_mse")]),
+     r"distill\.matches\[0\]\.loss: 'hidden_mse' compares hidden states, but this attention "
+     r"match compares attention maps; the losses for attention maps are \['attention_kl', "
+     r"'attention_mse'\]"),
+    (DistillationConfig(logit_loss="hard_ce"),
+     r"distill\.logit_loss: 'hard_ce' compares logits against gold labels, but the logit "
+     r"loss compares logits; the losses for logits are \['dkd', 'kd_ce', 'kd_kl', "),
+])
+def test_a_loss_for_another_input_is_refused_naming_the_ones_that_fit(config, message):
+    with pytest.raises(ConfigError, match=message):
+        plan(config, tiny_bert(seed=0), [tiny_bert(seed=1)])
+
+
+def test_a_custom_loss_without_a_kind_or_with_any_options_is_trusted():
+    from textdistill.losses import register_loss
+    from textdistill.losses.registry import _KIND, _REGISTRY
+
+    def anything(student, teacher, mask=None, **options):
+        return (student - teacher).pow(2).mean()
+
+    register_loss("test_plan_anything", anything)
+    try:
+        config = DistillationConfig(logit_loss="test_plan_anything",
+                                    logit_loss_options={"whatever": 1},
+                                    matches=[Match("attention", 1, 1, loss="test_plan_anything")])
+        assert len(plan(config, tiny_bert(seed=0), [tiny_bert(seed=1)]).matches) == 1
+    finally:
+        _REGISTRY.pop("test_plan_anything")
+        _KIND.pop("test_plan_anything", None)
+
+
+def _distiller(teacher, student, distill, tmp_path):
+    from textdistill import Distiller, TrainingConfig
+
+    return Distiller(teacher, student, distill, TrainingConfig(
+        output_dir=str(tmp_path / "run"), report_to=[], progress_bar=False))
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: DistillationConfig(matches=[Match("hidden", 5, 1)]),
+     r"distill\.matches\[0\]\.student_layer: 5 but the student has 2 layers"),
+    (lambda: DistillationConfig(teacher_weights=[1.0, 2.0]),
+     r"distill\.teacher_weights: 2 weight\(s\) for 1 teacher"),
+    (lambda: DistillationConfig(teacher_weights="12"),
+     r"distill\.teacher_weights: expected a list of numbers, got '12'"),
+    (lambda: DistillationConfig(teacher_weights=["1"]),
+     r"distill\.teacher_weights: expected a number, got '1'"),
+    (lambda: DistillationConfig(matches=[Match("hidden", 1, 1, weight="0.5")]),
+     r"match\.weight: expected a number, got '0\.5'"),
+    (lambda: DistillationConfig(logit_loss_options="alpha"),
+     r"distill\.logit_loss_options: expected a mapping"),
+    (lambda: DistillationConfig(logit_loss_options={"beta": 2.0}),
+     r"distill\.logit_loss_options\.beta: kd_kl has no option 'beta'"),
+])
+def test_python_api_validation_failures_are_config_errors_at_construction(make, message,
+                                                                          tmp_path):
+    """The messages the CLI prints, raised when the config or the Distiller is made."""
+    with pytest.raises(ConfigError, match=message):
+        _distiller(tiny_bert(seed=1), tiny_bert(seed=0), make(), tmp_path)
+
+
+def test_a_teacher_with_other_classes_fails_at_construction_not_at_step_1(tmp_path):
+    with pytest.raises(ConfigError, match="teacher 0 has 3 labels, the student 2"):
+        _distiller(tiny_bert(seed=1, num_labels=3), tiny_bert(seed=0), DistillationConfig(),
+                   tmp_path)

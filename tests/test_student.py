@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import tiny_bert
 from transformers import (
     AlbertConfig,
     AlbertForSequenceClassification,
@@ -291,3 +292,11 @@ def test_a_pretrained_student_can_keep_some_of_its_blocks(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"^student\.layers"):
         build(recipe_from_dict({**raw, "student": {"pretrained": str(base), "layers": [7]}}),
               "finetune", load_data=False)
+
+
+def test_student_from_teacher_rebuilds_a_missing_label2id():
+    teacher = tiny_bert(num_layers=4)
+    teacher.config.id2label = {0: "negative", 1: "positive"}
+    teacher.config.label2id = None  # what transformers 5 reloads after id2label= alone
+    student = student_from_teacher(teacher, [0, 2])
+    assert student.config.label2id == {"negative": 0, "positive": 1}

@@ -169,3 +169,14 @@ def load_script(name: str):
     spec.loader.exec_module(module)
     return module
 
+
+
+def one_line_error(capsys, *fragments: str) -> str:
+    """The CLI's one ``textdistill: error:`` line on stderr (no traceback), holding each of
+    ``fragments``."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("textdistill: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

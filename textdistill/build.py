@@ -39,7 +39,7 @@ from accelerate.utils import set_seed
 
 from .config import TrainingConfig
 from .errors import ConfigError
-from .prepare import load_data_labels, prepare_data
+from .prepare import count_labels, load_data_labels, prepare_data
 from .recipe import Recipe
 from .refs import PYTHON_PREFIX, model_location
 
@@ -66,6 +66,8 @@ class Built:
             ``data.label_names``).
         label_remap: ``{data label id: teacher id}`` when the labels were renumbered.
         notes: things the user should know (printed by the CLI).
+        label_counts: ``{split: {class name: rows}}`` of the data read, or ``None``
+            when none was read.
     """
 
     recipe: Recipe
@@ -78,6 +80,7 @@ class Built:
     label_remap: dict[int, int] | None = None
     notes: list[str] = field(default_factory=list)
     teacher_tokenizers: dict[int, Any] = field(default_factory=dict)
+    label_counts: dict[str, dict[str, int]] | None = None
 
     def training_config(self, **changes: Any) -> TrainingConfig:
         """The recipe's training config, with ``changes`` (a new object)."""
@@ -154,6 +157,21 @@ def _id2label(model: Any) -> list[str]:
 def _set_labels(model: Any, names: list[str]) -> None:
     model.config.id2label = dict(enumerate(names))
     model.config.label2id = {name: i for i, name in enumerate(names)}
+
+
+def check_vocabulary(model: Any, tokenizer: Any, key: str) -> None:
+    """Refuse a model whose input embedding has fewer rows than its tokenizer has ids: the
+    first batch would fail with an IndexError (or a CUDA assert) inside the embedding."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") \
+        else None
+    if embeddings is None or tokenizer is None:
+        return
+    rows, vocabulary = embeddings.weight.shape[0], len(tokenizer)
+    if rows < vocabulary:
+        raise ConfigError(
+            f"{key}: the model's input embedding has {rows} rows but the tokenizer it reads "
+            f"has {vocabulary} tokens (ids {rows}..{vocabulary - 1} have no row); use a "
+            "model and a tokenizer that belong together")
 
 
 def _check_positions(model: Any, max_length: int, key: str) -> None:
@@ -289,8 +307,10 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
         mode: ``"distill"`` (teacher(s) -> student) or ``"finetune"`` (the student alone
             on labels; the teacher is loaded only to build a ``from_teacher`` / ``config``
             student).
-        load_data: load and tokenize the data (``False`` for ``textdistill check``, which
-            then checks labels only against ``data.label_names``).
+        load_data: load and tokenize the data. ``False`` (``textdistill check``) reads
+            and checks local data files when they exist but tokenizes nothing; without
+            them (or with a Hub dataset) labels are checked only against
+            ``data.label_names``.
 
     Raises:
         ConfigError: a model, tokenizer or data problem, naming the recipe key.
@@ -315,6 +335,7 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
         if mode == "distill" else {}
 
     raw, data_names = load_data_labels(recipe, load_data, notes)
+    counts = count_labels(recipe, raw, data_names) if raw is not None else None
     label_names, remap = data_names, None
     if data_names is not None and teachers and mode == "distill":
         label_names, remap = _check_teacher_labels(recipe, teachers, data_names)
@@ -323,13 +344,19 @@ def build(recipe: Recipe, mode: str, *, load_data: bool = True) -> Built:
                          f"{label_names}")
 
     student = _make_student(recipe, teachers, label_names)
+    if mode == "distill":
+        for index, teacher in enumerate(teachers):
+            key = "teacher.model" if len(teachers) == 1 else f"teacher.model[{index}]"
+            check_vocabulary(teacher, own.get(index, tokenizer), key)
+    check_vocabulary(student, tokenizer, f"student.{recipe.student.kind}")
     data = None
-    if raw is not None:
+    if raw is not None and load_data:
         data = prepare_data(recipe, raw, tokenizer, teachers, data_names, remap, label_names,
                              notes, own)
     return Built(recipe=recipe, mode=mode, teachers=teachers if mode == "distill" else [],
                  student=student, tokenizer=tokenizer, data=data, label_names=label_names,
-                 label_remap=remap, notes=notes, teacher_tokenizers=own)
+                 label_remap=remap, notes=notes, teacher_tokenizers=own,
+                 label_counts=counts)
 
 
 def _check_teacher_labels(recipe: Recipe, teachers: list[Any],
@@ -406,4 +433,4 @@ def _build_student(recipe: Recipe, teachers: list[Any], label_names: list[str] |
         raise ConfigError(f"student.layers: {err}") from None
 
 
-__all__ = ["MODES", "Built", "build", "load_classifier", "load_tokenizer"]
+__all__ = ["MODES", "Built", "build", "check_vocabulary", "load_classifier", "load_tokenizer"]

@@ -1,4 +1,4 @@
-"""The ``textdistill`` command line: finetune, distill, evaluate, check, export.
+"""The ``textdistill`` command line: finetune, distill, evaluate, check, export, quantize.
 
 Every verb is a thin layer over :mod:`textdistill.runner`: parse, call, print a summary.
 Bad input - a missing file, an invalid recipe, a label or tokenizer mismatch, an
@@ -32,10 +32,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input, not a bug."""
     import yaml
 
-    from .errors import ConfigError, HubUnavailableError
+    from .errors import ConfigError, HubUnavailableError, NonFiniteError
 
     return (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, HubUnavailableError, ConnectionError, yaml.YAMLError)
+            IsADirectoryError, HubUnavailableError, NonFiniteError, ConnectionError,
+            yaml.YAMLError)
 
 
 # ------------------------------------------------------------------------------ output
@@ -71,7 +72,8 @@ def _ms(value: Any) -> str:
 
 
 def results_table(results: dict[str, Any]) -> str:
-    """Teacher (if any) vs student: metrics, parameters, latency - for finetune/distill."""
+    """Teacher (if any) vs student: metrics, parameters, latency - for finetune/distill.
+    A fine-tuned model is called "model": it may well be a teacher."""
     params = results.get("params") or {}
     latency = results.get("latency") or {}
     header = ["model", "accuracy", "f1", "mcc", "params", "ms b1", "ms b32"]
@@ -81,8 +83,9 @@ def results_table(results: dict[str, Any]) -> str:
         rows.append(["teacher", t.get("accuracy"), t.get("f1"), t.get("mcc"),
                      params.get("teacher"), _ms(lat.get("1")), _ms(lat.get("32"))])
     lat = latency.get("student") or {}
-    for name, metrics in (("student (best)", results.get("best_eval")),
-                          ("student (final)", results.get("final_eval"))):
+    trained = "model" if results.get("mode") == "finetune" else "student"
+    for name, metrics in ((f"{trained} (best)", results.get("best_eval")),
+                          (f"{trained} (final)", results.get("final_eval"))):
         metrics = metrics or {}
         rows.append([name, metrics.get("accuracy"), metrics.get("f1"), metrics.get("mcc"),
                      params.get("student"), _ms(lat.get("1")), _ms(lat.get("32"))])
@@ -147,10 +150,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, latency=not args.no_latency,
                             latency_repeats=args.latency_repeats)
     metrics = result["metrics"]
-    _print(f"{result['model']} on {result['data']} ({result['examples']} examples, "
-           f"labels {result['label_names']}):")
+    _print(f"{result['model']} ({result['runtime']}) on {result['data']} "
+           f"({result['examples']} examples, labels {result['label_names']}):")
     rows = [["accuracy", metrics["accuracy"]], ["f1", metrics["f1"]], ["mcc", metrics["mcc"]],
-            ["params", result["params"]]]
+            ["params", result["params"]], ["size on disk MiB (model files)", result["size_mb"]]]
     if "latency_ms" in result:
         for b in ("1", "32"):
             rows.append([f"latency ms (batch {b}, {result['seq_len']} tokens)",
@@ -169,13 +172,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _student_source(recipe: Any) -> str:
     spec = recipe.student
     if spec.kind == "from_teacher":
-        return f"from_teacher: teacher blocks {spec.from_teacher} (0-based)"
+        # Block b's output is hidden state b + 1, the number the layer mapping uses.
+        return (f"from_teacher: teacher blocks {spec.from_teacher} (0-based block indices; "
+                f"their outputs are hidden states {[b + 1 for b in spec.from_teacher]})")
     if spec.kind == "config":
         shape = spec.config
         return (f"config: {shape.num_layers} layers, {shape.hidden_size} wide, "
                 f"{shape.num_heads} heads, {shape.intermediate_size} intermediate")
     blocks = "" if spec.layers is None else f", blocks {spec.layers} (0-based)"
     return f"pretrained: {spec.pretrained}{blocks}"
+
+
+def _label_table(counts: dict[str, dict[str, int]]) -> str:
+    """Rows per split and class, as ``check`` prints them."""
+    names = list(next(iter(counts.values())))
+    rows = [[split, sum(by_name.values()), *by_name.values()] for split, by_name in
+            counts.items()]
+    return format_table(rows, ["data split", "rows", *names])
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -196,11 +209,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print(format_table(rows, ["model", "params", "source"]))
     _print()
     if mode == "distill":
-        _print("layer mapping (hidden-state layers: 0 = embeddings, l = output of block l, "
-               "1-based):")
+        _print("layer mapping, in hidden-state numbers (0 = embeddings, i = output of the "
+               "i-th block = 0-based block i - 1):")
         _print(info["mapping_table"])
     else:
         _print("fine-tuning: no teacher, no layer mapping")
+    if built.label_counts is not None:
+        _print()
+        _print(_label_table(built.label_counts))
     notes = [*recipe.notes, *built.notes, *info["plan"].notes]
     if recipe.data.dataset is None:
         for key in ("train", "eval"):
@@ -226,6 +242,44 @@ def cmd_export(args: argparse.Namespace) -> int:
     _print(f"  load it with AutoModelForSequenceClassification.from_pretrained({out['path']!r})")
     if out["url"]:
         _print(f"pushed: {out['url']}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize import quantize_model
+
+    out = quantize_model(args.source, args.out_dir, method=args.method, data=args.data,
+                         overwrite=args.overwrite, latency_repeats=args.latency_repeats,
+                         log=_print)
+    rows = [[row["model"], row["accuracy"], row["f1"], row["params"], row["size_mb"],
+             _ms(row["latency_ms_b1"]), _ms(row["latency_ms_b32"])] for row in out["rows"]]
+    _print()
+    _print(format_table(rows, ["model", "accuracy", "f1", "params", "MiB", "ms b1", "ms b32"]))
+    _print(f"latency: {out['rows'][0]['seq_len']} tokens, {out['rows'][0]['threads']} threads; "
+           + (f"accuracy on {out['data']}" if out["data"] else "no eval data: pass --data"))
+    _print(f"written: {out['path']}  (model.onnx, config.json, tokenizer, README.md)")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .prune import prune_model
+
+    out = prune_model(args.source, args.out_dir, heads=args.heads, ffn=args.ffn,
+                      data=args.data, batches=args.batches, batch_size=args.batch_size,
+                      overwrite=args.overwrite, log=_print)
+    record = out["record"]
+    rows = [[row["block"], ", ".join(map(str, row["heads_removed"])) or "-",
+             " ".join(f"{s:.2f}" for s in row["head_importance"]),
+             f"{row['ffn_importance_removed']:.1%}"] for row in out["layers"]]
+    _print()
+    _print(format_table(rows, ["block", "heads removed", "head importance",
+                               "FFN importance removed"]))
+    width = record["intermediate_size"]
+    _print(f"scored {record['examples']} examples in {record['batches']} batches; "
+           f"intermediate_size {width['before']} -> {width['after']}; params "
+           f"{_fmt(out['params']['before'])} -> {_fmt(out['params']['after'])} "
+           f"({_fmt(out['params']['zeroed'])} in zeroed heads)")
+    _print(f"written: {out['path']}  (recover accuracy with a distill run: README, Pruning)")
     return 0
 
 
@@ -332,10 +386,12 @@ def _add_evaluate(verbs: argparse._SubParsersAction) -> None:
 def _add_check(verbs: argparse._SubParsersAction) -> None:
     check = verbs.add_parser(
         "check", formatter_class=_Formatter, help="validate a recipe; train nothing",
-        description="Validate a recipe and build its models without training or loading "
-                    "data: prints the resolved recipe, the parameter counts of teacher(s) "
-                    "and student, and the layer-mapping table with projections. Checks "
-                    "tokenizers, and labels against data.label_names when set.",
+        description="Validate a recipe and build its models without training: prints "
+                    "the resolved recipe, the parameter counts of teacher(s) and student, "
+                    "the layer-mapping table with projections, and the rows per class of "
+                    "each split of local data files (read and checked, not tokenized; a "
+                    "Hub dataset is not read). Checks tokenizers, and labels against the "
+                    "data or data.label_names.",
         epilog="examples:\n"
                "  textdistill check recipes/sst2-bert-base-to-tinybert4.yaml\n"
                "  textdistill check recipes/quickstart-distill.yaml "
@@ -371,6 +427,79 @@ def _add_export(verbs: argparse._SubParsersAction) -> None:
     export.set_defaults(func=cmd_export)
 
 
+def _add_quantize(verbs: argparse._SubParsersAction) -> None:
+    quantize = verbs.add_parser(
+        "quantize", formatter_class=_Formatter,
+        help="write a model as an ONNX Runtime directory (float32 or int8)",
+        description="Export a classifier to ONNX and write a self-contained directory: "
+                    "model.onnx (the graph it serves: float32 for --method onnx, int8 "
+                    "weights for onnx-int8), config.json with the class names, the "
+                    "tokenizer, and a README.md model card with the method and the "
+                    "measured latency at batch sizes 1 and 32 (and accuracy and F1 with "
+                    "eval data) next to the PyTorch model's. `textdistill evaluate` runs "
+                    "it. Written atomically. Needs the deploy extra: "
+                    "pip install 'textdistill[deploy]'.",
+        epilog="examples:\n"
+               "  textdistill quantize runs/quickstart/student runs/quickstart/onnx-int8\n"
+               "  textdistill quantize runs/quickstart/student/best runs/student-onnx "
+               "--method onnx --data sst2\n"
+               "  textdistill evaluate runs/quickstart/onnx-int8 --data sst2")
+    quantize.add_argument("source", metavar="MODEL_OR_RUN_DIR",
+                          help="a finetune/distill output.dir (its best/) or a saved classifier")
+    quantize.add_argument("out_dir", metavar="OUT_DIR", help="the directory to create")
+    quantize.add_argument("--method", choices=["onnx", "onnx-int8"], default="onnx-int8",
+                          help="onnx: float32 graph; onnx-int8: ONNX Runtime dynamic int8 "
+                               "weights (default)")
+    quantize.add_argument("--data", metavar="DATA",
+                          help="eval data for the accuracy: sst2, a recipe or a data file, as "
+                               "for evaluate (default: a run's own recipe; none for a model "
+                               "directory)")
+    quantize.add_argument("--latency-repeats", type=int, default=10, metavar="N",
+                          help="timed passes at batch size 32, 3x as many at batch size 1 "
+                               "(default: 10)")
+    quantize.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    _add_common(quantize)
+    quantize.set_defaults(func=cmd_quantize)
+
+
+def _add_prune(verbs: argparse._SubParsersAction) -> None:
+    prune = verbs.add_parser(
+        "prune", formatter_class=_Formatter,
+        help="remove a classifier's least important attention heads and FFN neurons",
+        description="Score every attention head and feed-forward neuron of a classifier by "
+                    "first-order importance (|gradient x activation| of the loss on labelled "
+                    "training batches), remove the least important fractions (heads "
+                    "globally, the same number of neurons in every block) and write a "
+                    "Hub-format directory that plain transformers loads, with a model card "
+                    "of the scores. Removed heads are stored as zeros (transformers 5 has "
+                    "one head count for every block); neurons are cut out. Written "
+                    "atomically. Recover the accuracy with a distill run whose teacher is "
+                    "the unpruned model and whose student is `pretrained: OUT_DIR`.",
+        epilog="examples:\n"
+               "  textdistill prune runs/quickstart/teacher runs/teacher-pruned "
+               "--heads 0.5 --ffn 0.5\n"
+               "  textdistill prune my-model runs/pruned --ffn 0.3 --data train.csv "
+               "--batches 100")
+    prune.add_argument("source", metavar="MODEL_OR_RUN_DIR",
+                       help="a finetune/distill output.dir (its best/) or a saved classifier")
+    prune.add_argument("out_dir", metavar="OUT_DIR", help="the directory to create")
+    prune.add_argument("--heads", type=float, default=0.0, metavar="F",
+                       help="fraction of all attention heads to remove, in [0, 1) (default 0)")
+    prune.add_argument("--ffn", type=float, default=0.0, metavar="F",
+                       help="fraction of each block's feed-forward neurons to remove, in "
+                            "[0, 1) (default 0)")
+    prune.add_argument("--data", metavar="DATA",
+                       help="labelled data to score on, its train split: sst2, a recipe or a "
+                            "data file (default: a run's own recipe)")
+    prune.add_argument("--batches", type=int, default=200, metavar="N",
+                       help="score at most N batches, a seeded random subset (default 200)")
+    prune.add_argument("--batch-size", type=int, default=32, metavar="N",
+                       help="examples per batch (default 32)")
+    prune.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    _add_common(prune)
+    prune.set_defaults(func=cmd_prune)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``textdistill`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -387,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="command", metavar="VERB")
     verbs.required = True
     # The order here is the order `textdistill --help` lists the verbs in.
-    for add_verb in (_add_finetune, _add_distill, _add_evaluate, _add_check, _add_export):
+    for add_verb in (_add_finetune, _add_distill, _add_evaluate, _add_check, _add_export,
+                     _add_quantize, _add_prune):
         add_verb(verbs)
     return parser
 
@@ -420,8 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"{err.filename}: {err.strerror}"
         _error(message or type(err).__name__)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt as err:
+        _error(str(err) or "interrupted")
         return 130
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .metrics import METRIC_KEYS, check_metric_for_best
 from .schedules import Schedule, as_schedule
 from .schema import check_choice, check_number, from_dict, plain_data
 
@@ -200,7 +201,14 @@ class DistillationConfig:
             _set(self, "matches", [
                 m if isinstance(m, Match) else from_dict(Match, m, f"distill.matches[{i}]")
                 for i, m in enumerate(self.matches)])
+        if not isinstance(self.logit_loss_options, dict):
+            raise ConfigError(f"distill.logit_loss_options: expected a mapping of option "
+                              f"names to values, got {self.logit_loss_options!r}")
         if self.teacher_weights is not None:
+            if isinstance(self.teacher_weights, (str, bytes)) or \
+                    not isinstance(self.teacher_weights, (list, tuple)):
+                raise ConfigError(f"distill.teacher_weights: expected a list of numbers, got "
+                                  f"{self.teacher_weights!r}")
             for w in self.teacher_weights:
                 check_number("distill.teacher_weights", w, allow_minimum=True)
             if sum(self.teacher_weights) <= 0:
@@ -265,10 +273,15 @@ class TrainingConfig:
     save_total_limit: int | None = field(default=2, metadata={
         "help": "Checkpoints kept on disk (oldest deleted first); null keeps all."})
     metric_for_best: str = field(default="accuracy", metadata={
-        "help": "Eval metric that picks best/ and drives early stopping (higher is better, "
-                "except for losses)."})
+        "help": f"Eval metric that picks best/ and drives early stopping (higher is "
+                f"better): one of {list(METRIC_KEYS)}."})
     early_stopping_patience: int | None = field(default=None, metadata={
         "help": "Stop after this many evaluations without improvement; null: never."})
+    max_nonfinite_steps: int = field(default=10, metadata={
+        "help": "An optimizer step whose loss (or clipped gradient norm) is NaN or "
+                "infinite is skipped: weights and optimizer state stay as they were. This "
+                "many such steps in a row stop the run with an error naming the loss and "
+                "the step."})
     group_by_length: bool = field(default=True, metadata={
         "help": "Batch examples of similar length together (less padding)."})
     pad_to: int | None = field(default=None, metadata={
@@ -281,13 +294,14 @@ class TrainingConfig:
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"], metadata={
         "help": "Accelerate trackers (tensorboard, wandb, ...); [] for none."})
     progress_bar: bool = field(default=True, metadata={
-        "help": "Show tqdm progress bars (main process only)."})
+        "help": "Show tqdm progress bars for training and evaluation, and print one line "
+                "of metrics at each evaluation (main process only)."})
 
     def __post_init__(self) -> None:
         check_number("train.epochs", self.epochs)
         for name in ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
                      "eval_steps", "save_steps", "logging_steps", "save_total_limit",
-                     "early_stopping_patience", "pad_to"):
+                     "early_stopping_patience", "pad_to", "max_nonfinite_steps"):
             check_number(f"train.{name}", getattr(self, name))
         check_number("train.lr", self.lr)
         check_number("train.projection_lr", self.projection_lr)
@@ -303,6 +317,7 @@ class TrainingConfig:
             _set(self, "report_to", [] if self.report_to in ("none", "") else [self.report_to])
         if self.teacher_cache == "":
             raise ConfigError("train.teacher_cache: give true, false or a directory")
+        check_metric_for_best(self.metric_for_best)
 
     def warmup_steps(self, total_steps: int) -> int:
         """Warm-up length in optimizer steps for a run of ``total_steps``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,18 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from .accelerator import make_accelerator, make_optimizer, total_steps, tracker_config
-from .checkpoints import checkpoint_to_resume, save_best, save_checkpoint
+from .checkpoints import checkpoint_to_resume, load_checkpoint, save_best, save_checkpoint
 from .config import DistillationConfig, TrainingConfig
 from .data.batching import BatchPlan, model_inputs, pad_batch
+from .errors import NonFiniteError, TrainingInterrupted
 from .history import History, LossWindow
 from .inference import run_inference
-from .models.adaptors import Adaptor, ensure_eager_attention, hf_adaptor, unwrap_model
-from .objective import Objective
+from .models.adaptors import Adaptor, hf_adaptor, unwrap_model
+from .nonfinite import NonFiniteGuard, check_finite_weights
+from .objective import LossOutput, Objective, batch_loss
 from .plan import plan
 from .run_dir import RunDir
-from .state import StepCallback, TrainState
+from .state import DeferredInterrupt, StepCallback, TrainState
 from .teacher_cache import TeacherLogitCache
 from .teachers import Teachers
 
@@ -53,6 +55,13 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     trainable: list[torch.nn.Parameter]
+
+
+def _eval_line(step: int, metrics: Mapping[str, float], *, best: bool) -> str:
+    """One evaluation in one line: ``eval step 120: accuracy 0.8812 f1 0.8790 mcc 0.7601
+    (best)``; ``best`` marks a new best ``metric_for_best``."""
+    values = " ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    return f"eval step {step}: {values}{' (best)' if best else ''}"
 
 
 def _as_list(teacher) -> list[torch.nn.Module]:
@@ -85,8 +94,9 @@ class Distiller:
 
         distiller = Distiller(teacher, student, DistillationConfig(temperature=4),
                               TrainingConfig(output_dir="runs/sst2", epochs=3))
-        history = distiller.train(train_ds, eval_ds)
+        history = distiller.train(train_ds, eval_ds)   # one line per evaluation
         history.plot("runs/sst2/history.png")
+        distiller.evaluate(eval_ds, model="best")      # best/, not the last step
     """
 
     def __init__(
@@ -122,17 +132,15 @@ class Distiller:
         self.projections = self.plan.projections
         self.objective = Objective(self.distill_config if self.teachers else None,
                                    self.matches, self.projections, len(self.teachers))
-        if self.objective.student_needs()[1]:
-            ensure_eager_attention(student)
-        for index, t in enumerate(self.teachers):
-            if self.objective.teacher_needs(index)[1]:
-                ensure_eager_attention(t)
+        self.objective.ensure_attention_maps(student, self.teachers)
 
         cfg = self.training_config
         self.accelerator = accelerator or make_accelerator(cfg)
         self.state = TrainState()
         self.history = History(metric_for_best=cfg.metric_for_best)
-        self._registered = False
+        # The student and optimizer the last train() prepared on the Accelerator.
+        self._prepared: tuple[torch.nn.Module, Any] | None = None
+        self._saved_step: int | None = None
         self._cache: TeacherLogitCache | None = None
 
     @property
@@ -196,38 +204,78 @@ class Distiller:
 
     def _save_checkpoint(self) -> Path:
         self.state.history = self.history.to_dict()
-        return save_checkpoint(self.accelerator, self.run_dir, self.state.step,
-                               self.training_config.save_total_limit)
+        loop_state = {"train": self.state.state_dict(), "scheduler": self._scheduler.state_dict()}
+        path = save_checkpoint(self.accelerator, self.run_dir, self.state.step,
+                               self.training_config.save_total_limit, loop_state,
+                               self.projections.state_dict())
+        self._saved_step = self.state.step
+        return path
 
     def _load_checkpoint(self, resume: bool | str) -> Path | None:
         path = checkpoint_to_resume(self.run_dir, resume)
         if path is None:
             self.accelerator.print(f"no checkpoint in {self.checkpoint_dir}; starting fresh")
             return None
-        self.accelerator.load_state(str(path))
+        loop_state, tensors = load_checkpoint(self.accelerator, path)
+        self.state.load_state_dict(loop_state["train"])
+        self._scheduler.load_state_dict(loop_state["scheduler"])
+        self.projections.load_state_dict(tensors)
         self.history = History.from_dict(self.state.history) if self.state.history \
             else self.history
         return path
 
     def _save_best(self) -> None:
+        student = self.accelerator.unwrap_model(self.student)
+        # Every process checks (they hold the same weights), so that all of them stop.
+        check_finite_weights(student, f"save best/ at step {self.state.step}")
         if self.accelerator.is_main_process:
-            save_best(self.accelerator.unwrap_model(self.student), self.tokenizer,
-                      self.run_dir)
+            save_best(student, self.tokenizer, self.run_dir)
 
     # ------------------------------------------------------------------ evaluation
 
+    def load_best(self) -> torch.nn.Module:
+        """The best model of the last :meth:`train` (``<output_dir>/best/``, chosen by
+        ``metric_for_best``), loaded fresh from disk onto the run's device.
+
+        :attr:`student` is the model of the last step, which need not be the best one.
+
+        Raises:
+            FileNotFoundError: ``best/`` does not exist (no :meth:`train` has saved it).
+        """
+        best = self.run_dir.best
+        if not (best / "config.json").is_file():
+            raise FileNotFoundError(f"no best model in {best}: train() writes it at the "
+                                    "evaluation that improves metric_for_best (or at the end "
+                                    "of a run without eval data)")
+        # The student's own class, so a model outside the Auto mappings loads too.
+        model_class = type(self.accelerator.unwrap_model(self.student, keep_fp32_wrapper=False))
+        return model_class.from_pretrained(best).to(self.accelerator.device)
+
+    def _model_to_run(self, model: torch.nn.Module | str | None) -> torch.nn.Module:
+        if model is None:
+            return self.student
+        if model == "best":
+            return self.load_best()
+        if isinstance(model, str):
+            raise ValueError(f"model: {model!r} is not a model; pass a model, None (the "
+                             "student) or \"best\" (the best/ model)")
+        return model
+
     @torch.no_grad()
-    def predict(self, data, model: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    def predict(self, data, model: torch.nn.Module | str | None = None,
+                ) -> dict[str, torch.Tensor]:
         """Logits and labels for every example of ``data``, gathered from all ranks.
 
-        ``model`` defaults to the student. One of the Distiller's teachers (recognised by
-        identity) runs through the teacher adaptor and, when it has its own tokenizer,
-        reads its own token columns.
+        ``model`` defaults to the student as it is now (after :meth:`train`: the last
+        step's); ``"best"`` runs the best model of the last run (:meth:`load_best`). One
+        of the Distiller's teachers (recognised by identity) runs through the teacher
+        adaptor and, when it has its own tokenizer, reads its own token columns. A
+        progress bar shows the pass when ``training_config.progress_bar`` is set.
 
         Returns:
             ``{"logits": (N, C) float32, "labels": (N,) long or None}`` in data order.
         """
-        model = model if model is not None else self.student
+        model = self._model_to_run(model)
         dataset = model_inputs(data)
         index = self._teachers.index_of(model)
         if index is None:
@@ -242,14 +290,21 @@ class Distiller:
             logits = run_inference(
                 dataset, forward, self.accelerator,
                 batch_size=self._inference_batch_size, pad_token_id=self.pad_token_id,
-                pad_to=self._pad_to, teacher_pad_ids=self.teacher_pad_ids)[0]
+                pad_to=self._pad_to, teacher_pad_ids=self.teacher_pad_ids,
+                progress_bar=self.training_config.progress_bar, description="evaluating")[0]
         finally:
             model.train(was_training)
         labels = torch.as_tensor(dataset["labels"]) if "labels" in dataset.column_names else None
         return {"logits": logits, "labels": labels}
 
-    def evaluate(self, data, model: torch.nn.Module | None = None) -> dict[str, float]:
-        """Accuracy, F1 and MCC of ``model`` (default: the student) on ``data``."""
+    def evaluate(self, data, model: torch.nn.Module | str | None = None) -> dict[str, float]:
+        """Accuracy, F1 and MCC of ``model`` on ``data``.
+
+        ``model`` defaults to the student as it is now: after :meth:`train` that is the
+        model of the last step, not necessarily the best one. ``model="best"`` evaluates
+        the best model the run saved in ``best/`` (the one ``textdistill export``
+        exports); :meth:`load_best` returns it.
+        """
         out = self.predict(data, model)
         if out["labels"] is None:
             raise ValueError("evaluation data has no labels")
@@ -278,8 +333,13 @@ class Distiller:
                 ``labels``.
             eval_data: the same, for evaluation (optional).
             resume: ``True`` to continue from the newest checkpoint in
-                ``<output_dir>/checkpoints``, or a checkpoint path.
+                ``<output_dir>/checkpoints``, or a checkpoint path. Without it the run
+                starts at step 0 (the student keeps its current weights).
             callbacks: :class:`StepCallback` objects.
+
+        Raises:
+            TrainingInterrupted: Ctrl-C (single process): the loop finished the step it
+                was in and checkpointed it; ``resume=True`` continues from there.
         """
         acc, cfg = self.accelerator, self.training_config
         set_seed(cfg.seed)
@@ -287,23 +347,35 @@ class Distiller:
         train_ds = model_inputs(train_data)
         eval_ds = model_inputs(eval_data) if eval_data is not None else None
         run = self._start(train_ds, resume)
+        self._nonfinite = NonFiniteGuard.for_run(acc, run.optimizer, cfg.max_nonfinite_steps)
         bar = tqdm(total=run.total_steps, initial=self.state.step, unit="step",
                    desc="distilling" if self.teachers else "fine-tuning",
                    disable=not (cfg.progress_bar and acc.is_local_main_process))
         window = LossWindow()
         stop = False
-        while self.state.step < run.total_steps and not stop:
-            epoch = self.state.step // run.steps_per_epoch
-            local = run.batches.local_batches(epoch, acc.process_index)
-            accum = cfg.gradient_accumulation_steps
-            groups = [local[i : i + accum] for i in range(0, len(local), accum)]
-            for group in groups[self.state.step - epoch * run.steps_per_epoch :]:
-                self._optimizer_step(run, train_ds, group, window)
-                bar.update(1)
-                stop = self._after_step(run, window, bar, eval_ds, callbacks)
-                if stop or self.state.step >= run.total_steps:
-                    break
+        interrupt = DeferredInterrupt()
+        # Several processes would see Ctrl-C after different steps and then wait for
+        # each other in the checkpoint; they stop as before, at their last checkpoint.
+        with interrupt if acc.num_processes == 1 else nullcontext(), \
+                self._history_kept_on(NonFiniteError):
+            while self.state.step < run.total_steps and not stop:
+                epoch = self.state.step // run.steps_per_epoch
+                local = run.batches.local_batches(epoch, acc.process_index)
+                accum = cfg.gradient_accumulation_steps
+                groups = [local[i : i + accum] for i in range(0, len(local), accum)]
+                for group in groups[self.state.step - epoch * run.steps_per_epoch :]:
+                    self._optimizer_step(run, train_ds, group, window)
+                    bar.update(1)
+                    stop = self._after_step(run, window, bar, eval_ds, callbacks) or \
+                        interrupt.requested
+                    if stop or self.state.step >= run.total_steps:
+                        break
         bar.close()
+        if interrupt.requested:
+            if self._saved_step != self.state.step:
+                self._save_checkpoint()
+            raise TrainingInterrupted(self.state.step,
+                                      str(self.run_dir.checkpoint(self.state.step)))
 
         self.history.wall_time_s = time.perf_counter() - start_time
         if eval_ds is None:
@@ -316,6 +388,18 @@ class Distiller:
             acc.end_training()
         return self.history
 
+    @contextmanager
+    def _history_kept_on(self, error: type[Exception]):
+        """Save ``history.json`` when ``error`` stops the loop: the steps up to it are what
+        the user reads to see why."""
+        try:
+            yield
+        except error:
+            if self.accelerator.is_main_process:
+                Path(self.training_config.output_dir).mkdir(parents=True, exist_ok=True)
+                self.history.save_json(self.run_dir.history)
+            raise
+
     def _start(self, train_ds, resume: bool | str) -> _Run:
         """Prepare models, optimizer and scheduler (and the teacher cache); resume."""
         acc, cfg = self.accelerator, self.training_config
@@ -325,20 +409,28 @@ class Distiller:
         steps_per_epoch = math.ceil(batches.batches_per_epoch / cfg.gradient_accumulation_steps)
         steps = total_steps(cfg, steps_per_epoch)
 
+        if self._prepared is not None:
+            # A second train() on this Distiller (a notebook resuming after Ctrl-C): take
+            # the first call's student and optimizer off the Accelerator, or it would save
+            # two of each and look for optimizer_1.bin in a checkpoint of one.
+            model, old_optimizer = self._prepared
+            acc._models[:] = [m for m in acc._models if m is not model]
+            acc._optimizers[:] = [o for o in acc._optimizers if o is not old_optimizer]
+            self.student = acc.unwrap_model(model, keep_fp32_wrapper=False)
+        self.state = TrainState()
+        self.history = History(metric_for_best=cfg.metric_for_best)
+        self._saved_step = None
+
         self._teachers.prepare(acc.device)
         self.projections.to(acc.device)
         optimizer = make_optimizer(self.student, self.projections, cfg)
+        # The scheduler is stepped by hand (once per optimizer step, whatever the process
+        # count), so it is not prepared; checkpoints carry its state as JSON.
         scheduler = get_scheduler(cfg.scheduler, optimizer,
                                   num_warmup_steps=cfg.warmup_steps(steps),
                                   num_training_steps=steps)
         self.student, optimizer = acc.prepare(self.student, optimizer)
-        if not self._registered:
-            # The scheduler is stepped by hand (once per optimizer step, whatever the
-            # process count), so it is registered rather than prepared.
-            acc.register_for_checkpointing(scheduler, self.state)
-            if len(self.projections):
-                acc.register_for_checkpointing(self.projections)
-            self._registered = True
+        self._prepared = (self.student, optimizer)
         self._scheduler = scheduler
 
         if cfg.teacher_cache_dir is not None and self.objective.needs_teacher_logits:
@@ -355,37 +447,61 @@ class Distiller:
 
     def _optimizer_step(self, run: _Run, train_ds, group: list[list[int]],
                         window: LossWindow) -> None:
-        """Forward and backward over one group of micro-batches, then one update."""
+        """Forward and backward over one group of micro-batches, then one update - none
+        when the step's loss or gradient norm is not finite (:mod:`textdistill.nonfinite`)."""
         acc, cfg, student = self.accelerator, self.training_config, self.student
-        need_s_hidden, need_s_attn = self.objective.student_needs()
         progress = self.state.step / run.total_steps
+        # The step's loss by component (mean over micro-batches), one vector: "total" last.
+        losses: torch.Tensor | None = None
         for micro, positions in enumerate(group):
             batch = self._collate(train_ds, positions)
             last = micro == len(group) - 1
             with (nullcontext() if last else acc.no_sync(student)):
-                with acc.autocast():
-                    s_view = self.adaptor(student, batch, hidden_states=need_s_hidden,
-                                          attentions=need_s_attn)
-                    t_logits, t_views = self._teachers.outputs(
-                        batch, self.objective, self._cache, self.objective.needs_teacher_logits)
-                out = self.objective(s_view, batch.get("labels"), progress, t_logits, t_views)
+                out, _ = batch_loss(
+                    self.objective, student, batch, progress, adaptor=self.adaptor,
+                    teachers=self._teachers, cache=self._cache, autocast=acc.autocast)
                 acc.backward(out.total / len(group))
-            window.add(out, len(group), len(positions))
+            values = torch.stack([*out.components.values(), out.total]).detach() / len(group)
+            losses = values if losses is None else losses + values
         if acc.num_processes > 1 and len(self.projections):
             # Projections sit outside the DDP-wrapped student; average their
             # gradients by hand so every rank takes the same step.
             for param in self.projections.parameters():
                 if param.grad is not None:
                     param.grad = acc.reduce(param.grad, reduction="mean")
+        grad_norm = None
         if cfg.max_grad_norm is not None:
-            acc.clip_grad_norm_(run.trainable, cfg.max_grad_norm)
-        run.optimizer.step()
-        if not acc.optimizer_step_was_skipped:
+            grad_norm = acc.clip_grad_norm_(run.trainable, cfg.max_grad_norm)
+        self.state.step += 1
+        names = [*out.components, "total"]
+        guard = self._nonfinite
+        bad = guard.observe(
+            self.state.step, names, losses, grad_norm,
+            (lambda t: acc.reduce(t, reduction="sum")) if acc.num_processes > 1 else None)
+        # A skipped step's losses stay out of the logged averages (_log_window).
+        kept = torch.where(bad, 0.0, losses)
+        window.add(LossOutput(kept[-1], dict(zip(names[:-1], kept[:-1]))), 1,
+                   sum(len(positions) for positions in group))
+        window.steps += 1
+        if guard.on_device:
+            inner = getattr(run.optimizer, "optimizer", run.optimizer)
+            # The fused update reads this on the device and leaves everything as it was
+            # where it is 1: a skip without a host sync (the GradScaler's mechanism).
+            inner.found_inf = bad.float()
+            try:
+                run.optimizer.step()
+            finally:
+                del inner.found_inf
             run.scheduler.step()
+        else:
+            guard.check()
+            # Under fp16 the GradScaler skips the step itself (see nonfinite).
+            if acc.scaler is not None or not bool(bad):
+                run.optimizer.step()
+                if not acc.optimizer_step_was_skipped:
+                    run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         self.projections.zero_grad(set_to_none=True)
-        self.state.step += 1
-        window.steps += 1
 
     def _after_step(self, run: _Run, window: LossWindow, bar, eval_ds,
                     callbacks: Iterable[StepCallback]) -> bool:
@@ -399,6 +515,8 @@ class Distiller:
             step == run.total_steps
             or (cfg.eval_steps is not None and step % cfg.eval_steps == 0)
             or (cfg.eval_steps is None and end_of_epoch))
+        if eval_now:
+            self._nonfinite.check()  # on GPU the counters are read where the host syncs
         stop = eval_now and self._evaluate_and_track(eval_ds, run.steps_per_epoch)
         for callback in callbacks:
             stop = bool(callback.on_step_end(self, self.state)) or stop
@@ -407,6 +525,7 @@ class Distiller:
         save_now = (cfg.save_steps is not None and step % cfg.save_steps == 0) or \
             (cfg.save_steps is None and end_of_epoch) or step == run.total_steps or stop
         if save_now:
+            self._nonfinite.check()  # a diverged run keeps its last good checkpoint
             self._save_checkpoint()
         return stop
 
@@ -414,10 +533,20 @@ class Distiller:
         acc = self.accelerator
         if not window.sums:
             return
+        self._nonfinite.check()
+        skipped = self._nonfinite.take_skipped()
         lr = self._scheduler.get_last_lr()[0]
         record, throughput = window.records(
             self.state.step, steps_per_epoch, lr, acc.num_processes,
             lambda values: acc.reduce(values.to(acc.device), reduction="mean"))
+        if skipped:
+            # Skipped steps added 0 to the sums: average over the steps that counted (NaN
+            # when none did); throughput still counts every step.
+            counted = window.steps - skipped
+            scale = window.steps / counted if counted else math.nan
+            record |= {k: v * scale for k, v in record.items()
+                       if k == "loss" or k.startswith("loss/")}
+        record["nonfinite_steps"] = skipped
         self.history.log_train(record)
         self.history.log_throughput(throughput)
         acc.log({k: v for k, v in record.items() if k != "step"} |
@@ -426,7 +555,8 @@ class Distiller:
         bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
 
     def _evaluate_and_track(self, eval_ds, steps_per_epoch) -> bool:
-        """Evaluate, keep ``best/`` up to date; return True when early stopping fires."""
+        """Evaluate, keep ``best/`` up to date, print the metrics in one line (with the
+        progress bar); return True when early stopping fires."""
         cfg = self.training_config
         metrics = self.evaluate(eval_ds)
         record = {"step": self.state.step, "epoch": self.state.step / steps_per_epoch, **metrics}
@@ -437,9 +567,13 @@ class Distiller:
                              f"metric; choose one of {sorted(metrics)}")
         from .metrics import greater_is_better
 
-        if self.state.record_eval(metrics[cfg.metric_for_best],
-                                  greater_is_better(cfg.metric_for_best)):
+        improved = self.state.record_eval(metrics[cfg.metric_for_best],
+                                          greater_is_better(cfg.metric_for_best))
+        if improved:
             self._save_best()
+        if cfg.progress_bar and self.accelerator.is_main_process:
+            # tqdm.write prints above the training bar instead of through it.
+            tqdm.write(_eval_line(self.state.step, metrics, best=improved))
         self.history.best_metric = self.state.best_metric
         self.history.best_step = self.state.best_step
         patience = cfg.early_stopping_patience

@@ -40,11 +40,40 @@ class HubUnavailableError(RuntimeError):
     """The Hub cannot be reached (offline mode or no network); the local export is intact."""
 
 
+class MissingExtraError(ConfigError):
+    """An optional extra that a command needs is not installed (e.g. ``deploy``: onnx and
+    onnxruntime). The message says what to ``pip install``. A ConfigError, so the CLI
+    prints that one line and exits 2: the fix is in the environment, not a bug."""
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN or infinite values: a loss or gradient for too many
+    consecutive steps, or weights about to be saved as ``best/`` or exported. The message
+    names what went non-finite and where; the CLI exits 2 with it."""
+
+
+class RunLockedError(FileExistsError):
+    """Another live run holds ``output.dir`` (its lock file names the pid and host)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after a whole step, and that step was checkpointed."""
+
+    def __init__(self, step: int, checkpoint: str, hint: str = "resume with train(resume=True)"):
+        super().__init__(f"interrupted at step {step}; checkpoint saved: {checkpoint}; {hint}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
 __all__ = [
     "AttentionUnavailableError",
     "ConfigError",
     "FeatureUnavailableError",
     "HiddenStatesUnavailableError",
     "HubUnavailableError",
+    "MissingExtraError",
+    "NonFiniteError",
+    "RunLockedError",
+    "TrainingInterrupted",
     "UnknownLossError",
 ]

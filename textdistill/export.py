@@ -4,7 +4,8 @@
 (``AutoModelForSequenceClassification.from_pretrained(dir)``): ``config.json`` with the
 class names, ``model.safetensors``, the tokenizer files and a ``README.md`` model card
 (:func:`build_model_card`). The directory appears complete or not at all: everything is
-written to a temporary sibling first and renamed into place.
+written to a temporary sibling first and renamed into place (:func:`publish_directory`,
+which ``textdistill quantize`` shares).
 
 :func:`push_to_hub` uploads such a directory; without network access it fails with
 :class:`HubUnavailableError` and leaves the directory alone, to be pushed later.
@@ -17,16 +18,18 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import plain_data
 from .errors import HubUnavailableError
 from .models.adaptors import unwrap_model
+from .nonfinite import check_finite_weights
 from .permissions import with_usual_permissions
 
 _README = "README.md"
@@ -46,16 +49,15 @@ def _write_model(model: Any, tokenizer: Any, directory: Path, card: ModelCard | 
         # transformers 5 always writes safetensors (``safe_serialization`` is gone);
         # check rather than trust, since the Hub format promises model.safetensors.
         raise RuntimeError(f"save_pretrained wrote no model.safetensors in {directory}")
-    _fix_label_maps(directory / "config.json")
+    fix_label_maps(directory / "config.json")
     tokenizer.save_pretrained(directory)
     if card is None:
         card = build_model_card(model_name=name, teacher_name=None, dataset_name=None,
                                 metrics={}, results_table=[], distill_config={})
     card.save(directory / _README)
-    with_usual_permissions(directory)
 
 
-def _fix_label_maps(config_path: Path) -> None:
+def fix_label_maps(config_path: Path) -> None:
     """Make ``label2id`` the inverse of ``id2label`` in a saved ``config.json``.
 
     Code that sets ``config.id2label`` alone leaves the default ``label2id``
@@ -70,6 +72,64 @@ def _fix_label_maps(config_path: Path) -> None:
         config["label2id"] = label2id
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n",
                                encoding="utf-8")
+
+
+def check_target(target: Path, *, overwrite: bool) -> None:
+    """Refuse a target directory that a publish would damage or wrongly replace.
+
+    Raises:
+        FileExistsError: ``target`` is a symbolic link or a file, or a non-empty
+            directory and ``overwrite`` is False.
+    """
+    if target.is_symlink():
+        # Renaming onto a link replaces the link, not what it points to: refuse rather
+        # than half-replace it.
+        raise FileExistsError(f"{target} is a symbolic link (to {os.readlink(target)}); "
+                              "export to the directory it points to, or to a new path")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{target} exists and is not empty; pass --overwrite (overwrite=True) to replace it"
+        )
+
+
+def publish_directory(directory: str | os.PathLike, write: Callable[[Path], None], *,
+                      overwrite: bool = False) -> Path:
+    """Create ``directory`` atomically: ``write(staging)`` fills a temporary sibling, which
+    is renamed onto ``directory`` only once complete. With ``overwrite`` an existing
+    directory is replaced only then, so a failed or interrupted write never leaves a
+    half-written directory, and the old one survives it.
+
+    Raises:
+        FileExistsError: see :func:`check_target` (checked before ``write`` runs).
+    """
+    target = Path(directory)
+    check_target(target, overwrite=overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Same parent: the final rename stays on one file system, so it is atomic.
+    tag = uuid.uuid4().hex[:8]
+    staging = target.parent / f".{target.name}.tmp-{tag}"
+    staging.mkdir()
+    try:
+        write(staging)
+        with_usual_permissions(staging)
+        if target.is_dir() and any(target.iterdir()):
+            backup = target.parent / f".{target.name}.old-{tag}"
+            target.rename(backup)
+            try:
+                staging.rename(target)
+            except BaseException:
+                backup.rename(target)
+                raise
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            # rename() replaces an empty directory atomically on POSIX.
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
 
 
 def export_model(model: Any, tokenizer: Any, hub_dir: str | os.PathLike, *,
@@ -94,43 +154,40 @@ def export_model(model: Any, tokenizer: Any, hub_dir: str | os.PathLike, *,
     Raises:
         FileExistsError: ``hub_dir`` is a file or a symbolic link, or a non-empty
             directory and ``overwrite`` is False.
+        NonFiniteError: the model's weights hold NaN or infinity (nothing is written).
     """
-    target = Path(hub_dir)
-    if target.is_symlink():
-        # Renaming onto a link replaces the link, not what it points to: refuse rather
-        # than half-replace it.
-        raise FileExistsError(f"{target} is a symbolic link (to {os.readlink(target)}); "
-                              "export to the directory it points to, or to a new path")
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a directory")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{target} exists and is not empty; pass --overwrite (overwrite=True) to replace it"
-        )
     model = unwrap_model(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Same parent: the final rename stays on one file system, so it is atomic.
-    tag = uuid.uuid4().hex[:8]
-    staging = target.parent / f".{target.name}.tmp-{tag}"
-    staging.mkdir()
+    check_finite_weights(model, f"export {hub_dir}")
+    name = Path(hub_dir).name
+    return publish_directory(
+        hub_dir, lambda staging: _write_model(model, tokenizer, staging, card, name),
+        overwrite=overwrite)
+
+
+def is_export_of(hub_dir: str | os.PathLike, model: Any) -> bool:
+    """Whether ``hub_dir`` holds a complete export (config, weights, model card) of
+    exactly ``model``'s weights: one that a later ``--push`` may upload as it is."""
+    from transformers import AutoModelForSequenceClassification
+
+    directory = Path(hub_dir)
+    if not all((directory / name).is_file() for name in ("config.json", _README)) or \
+            not any((directory / name).is_file() for name in _WEIGHTS):
+        return False
+    exported = AutoModelForSequenceClassification.from_pretrained(directory).state_dict()
+    weights = unwrap_model(model).state_dict()
+    return exported.keys() == weights.keys() and all(
+        torch.equal(exported[k].cpu(), weights[k].cpu()) for k in weights)
+
+
+def replace_model_card(hub_dir: str | os.PathLike, card: ModelCard) -> None:
+    """Write ``card`` as ``hub_dir``'s README.md, atomically (a rename of a full file)."""
+    target = Path(hub_dir) / _README
+    staging = target.with_name(f".{_README}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        _write_model(model, tokenizer, staging, card, target.name)
-        if target.is_dir() and any(target.iterdir()):
-            backup = target.parent / f".{target.name}.old-{tag}"
-            target.rename(backup)
-            try:
-                staging.rename(target)
-            except BaseException:
-                backup.rename(target)
-                raise
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            # rename() replaces an empty directory atomically on POSIX.
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+        card.save(staging)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- model card
@@ -182,23 +239,16 @@ _CARD_TEMPLATE = """\
 
 # {model_name}
 
-{model_name} is a text classifier {origin} on {dataset}. It is a standard Hugging Face
-model: {contents}.
+{model_name} is a text classifier {origin} on {dataset}. {contents}.
 
 ## Results
 
-{results}
+{eval_summary}{results}
 
 ## Usage
 
 ```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-model = AutoModelForSequenceClassification.from_pretrained("{model_id}")
-tokenizer = AutoTokenizer.from_pretrained("{model_id}")
-
-classifier = pipeline("text-classification", model="{model_id}")
-print(classifier("This movie was a delight."))
+{usage}
 ```
 
 ## {config_title}
@@ -206,6 +256,59 @@ print(classifier("This movie was a delight."))
 ```yaml
 {config_yaml}```
 """
+
+_TRANSFORMERS_USAGE = """\
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+model = AutoModelForSequenceClassification.from_pretrained("{model_id}")
+tokenizer = AutoTokenizer.from_pretrained("{model_id}")
+
+classifier = pipeline("text-classification", model="{model_id}")
+print(classifier({pipeline_input}))"""
+
+_ONNX_USAGE = """\
+import onnxruntime
+from transformers import AutoConfig, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{model_id}")
+config = AutoConfig.from_pretrained("{model_id}")
+session = onnxruntime.InferenceSession("{model_id}/model.onnx")
+
+batch = tokenizer({tokenizer_input}, return_tensors="np")
+feed = {{i.name: batch[i.name].astype("int64") for i in session.get_inputs()}}
+logits = session.run(["logits"], feed)[0]
+print(config.id2label[int(logits.argmax(-1)[0])])"""
+
+
+# The usage snippets' input when the card knows no text of the model's own data.
+_PLACEHOLDER_TEXT = "Replace me by any text you'd like to classify."
+
+
+def _usage(model_name: str, example: Mapping[str, str] | None, onnx: bool) -> str:
+    """The usage snippet, run on ``example`` (``{"text"}`` or ``{"text", "text_pair"}``)."""
+    text = (example or {}).get("text") or _PLACEHOLDER_TEXT
+    pair = (example or {}).get("text_pair")
+    if onnx:
+        texts = f"[{text!r}]" + (f", [{pair!r}]" if pair else "")
+        return _ONNX_USAGE.format(model_id=model_name, tokenizer_input=texts)
+    pipeline_input = repr(text) if not pair else f"{{'text': {text!r}, 'text_pair': {pair!r}}}"
+    return _TRANSFORMERS_USAGE.format(model_id=model_name, pipeline_input=pipeline_input)
+
+
+def _origin(teacher_name: str | None, fine_tuned: bool) -> str:
+    if fine_tuned:
+        return f"fine-tuned with textdistill from {_link(teacher_name)}"
+    if teacher_name is None:
+        return "trained"
+    return f"distilled with textdistill from the teacher {_link(teacher_name)}"
+
+
+def _contents(fine_tuned: bool, onnx_graph: str | None) -> str:
+    if onnx_graph is not None:
+        return f"It is an ONNX model for ONNX Runtime, with its tokenizer: {onnx_graph}"
+    return ("It is a standard Hugging Face model: " +
+            ("the fine-tuned model as it was trained" if fine_tuned else
+             "the student alone, with no distillation-only parts"))
 
 
 def build_model_card(
@@ -217,6 +320,9 @@ def build_model_card(
     results_table: Sequence[Mapping[str, Any]],
     distill_config: Mapping[str, Any],
     fine_tuned: bool = False,
+    onnx_graph: str | None = None,
+    eval_summary: str | None = None,
+    example: Mapping[str, str] | None = None,
     license: str = "apache-2.0",
     language: str = "en",
 ) -> ModelCard:
@@ -234,6 +340,14 @@ def build_model_card(
         distill_config: the distillation settings, shown as YAML.
         fine_tuned: the model was fine-tuned on labels (``textdistill finetune``), not
             distilled: the card says so instead of naming a teacher.
+        onnx_graph: the directory holds an ONNX graph (``textdistill quantize``), not
+            PyTorch weights: this sentence describes it (how it was made), and the card
+            shows ONNX Runtime usage and ``library_name: onnx``.
+        eval_summary: what the results were measured on (which data, how many
+            examples, when), a paragraph above the table.
+        example: an input from the model's own data for the usage snippet,
+            ``{"text": ...}`` (``"text_pair"`` too for sentence pairs); without it the
+            snippet runs on a placeholder sentence.
         license / language: card metadata.
     """
     dataset_id = _hub_id(dataset_name)
@@ -252,20 +366,19 @@ def build_model_card(
         metrics=list(metrics) or None,
         license=license,
         language=language,
-        library_name="transformers",
+        library_name="transformers" if onnx_graph is None else "onnx",
         pipeline_tag="text-classification",
-        tags=list(TAGS),
+        tags=list(TAGS) if onnx_graph is None else [*TAGS, "onnx"],
     )
     config_yaml = yaml.safe_dump(plain_data(dict(distill_config)), sort_keys=False,
                                  default_flow_style=False) if distill_config else "{}\n"
     content = _CARD_TEMPLATE.format(
         metadata=data.to_yaml(),
         model_name=model_name,
-        model_id=model_name,
-        origin=(f"fine-tuned with textdistill from {_link(teacher_name)}" if fine_tuned
-                else f"distilled with textdistill from the teacher {_link(teacher_name)}"),
-        contents=("the fine-tuned model as it was trained" if fine_tuned else
-                  "the student alone, with no distillation-only parts"),
+        origin=_origin(teacher_name, fine_tuned),
+        contents=_contents(fine_tuned, onnx_graph),
+        usage=_usage(model_name, example, onnx=onnx_graph is not None),
+        eval_summary=f"{eval_summary}\n\n" if eval_summary else "",
         config_title="Training config" if fine_tuned else "Distillation config",
         dataset=f"`{dataset_name}`" if dataset_name else "its training data",
         results=results_markdown(results_table),
@@ -320,8 +433,11 @@ def push_to_hub(hub_dir: str | os.PathLike, repo_id: str, *, private: bool = Fal
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory} is not an exported model directory "
                                 "(no config.json); run `textdistill export` first")
+    # `hf` is huggingface_hub's CLI (>= 1.0); a folder uploads to the repo's root.
     later = (f"the local model directory is complete at {directory}; push it later with "
-             f"`huggingface-cli upload {repo_id} {directory}` or `textdistill export ... --push`")
+             f"`hf upload {repo_id} {directory}{' --private' if private else ''}`, or run "
+             f"the same `textdistill export` again: with --push it uploads a complete "
+             f"export of the same weights as it is")
     if _offline():
         raise HubUnavailableError(f"cannot push to the Hub: offline mode (HF_HUB_OFFLINE) is "
                                   f"on; {later}")

@@ -10,7 +10,8 @@
 * ``throughput`` - ``{"step", "samples_per_second", "steps_per_second"}`` per log window.
 
 It round-trips through JSON (``history.json`` in the output directory) and draws its
-curves to a PNG without touching pyplot's global state.
+curves to a PNG, or to a figure a notebook shows inline, without touching pyplot's global
+state.
 """
 
 from __future__ import annotations
@@ -18,17 +19,28 @@ from __future__ import annotations
 import copy
 import dataclasses
 import html
+import io
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SOURCES = ("train", "eval", "throughput")
+_DPI = 100
 # Keys of an eval record that index it rather than measure the model.
 _EVAL_INDEX_KEYS = ("step", "epoch")
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -209,8 +221,21 @@ class History:
 
     # ------------------------------------------------------------------ plotting
 
-    def plot(self, path: str | Path, *, title: str | None = None) -> Path:
-        """Draw the run's curves to a PNG at ``path`` and return the path.
+    @overload
+    def plot(self, path: None = None, *, title: str | None = None) -> Figure: ...
+
+    @overload
+    def plot(self, path: str | Path, *, title: str | None = None) -> Path: ...
+
+    def plot(self, path: str | Path | None = None, *,
+             title: str | None = None) -> Figure | Path:
+        """Draw the run's curves: to a PNG at ``path`` (returns the path), or, without a
+        path, as a matplotlib ``Figure`` (returns it).
+
+        The figure renders itself as a PNG in Jupyter, so a notebook cell that ends in
+        ``history.plot()`` shows the curves inline, whatever the matplotlib backend;
+        ``IPython.display.display(fig)`` shows it from anywhere in a cell. No window is
+        opened and ``pyplot.show`` is never called (a headless backend cannot show).
 
         Left panel: total loss and every loss component against step (log y-axis when
         every value is positive), plus the eval loss if evaluation logged one. Right
@@ -228,8 +253,6 @@ class History:
         except ImportError as err:
             raise ImportError("History.plot needs matplotlib: pip install matplotlib") from err
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         fig = Figure(figsize=(11, 4.2), layout="constrained")
         FigureCanvasAgg(fig)
         loss_ax, eval_ax = fig.subplots(1, 2)
@@ -277,7 +300,14 @@ class History:
 
         if title:
             fig.suptitle(title)
-        fig.savefig(path, format="png", dpi=100)
+        if path is None:
+            # Jupyter's display hook renders any object with _repr_png_; a figure made
+            # without pyplot has none unless pyplot's inline backend registered one.
+            fig._repr_png_ = lambda: _png_bytes(fig)
+            return fig
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=_DPI)
         return path
 
     # ------------------------------------------------------------------- display

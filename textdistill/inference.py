@@ -65,7 +65,9 @@ def run_inference(
     positions = [p for _, p in sorted(zip(lengths, positions), key=lambda x: -x[0])]
 
     rows: list[torch.Tensor] = []
-    bar = tqdm(total=len(positions), desc=description, unit="ex",
+    # leave=False: the bar is gone when the pass is, so one under a training bar (an
+    # evaluation during train()) leaves no line per pass behind.
+    bar = tqdm(total=len(positions), desc=description, unit="ex", leave=False,
                disable=not (progress_bar and accelerator.is_local_main_process))
     for start in range(0, len(positions), batch_size):
         chunk = positions[start : start + batch_size]

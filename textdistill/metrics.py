@@ -8,7 +8,13 @@ subclass :class:`evaluate.Metric` directly and need no download:
   (``accuracy``, ``f1``, ``mcc``), with ``add`` / ``add_batch`` / ``compute`` as usual;
 * :class:`Glue` - accuracy, F1 and MCC of a GLUE classification task, e.g. ``Glue("mnli")``;
 * :func:`compute_classification_metrics` - all three in one call; what evaluation uses;
-* :func:`greater_is_better` - whether a metric (or loss) name improves upward.
+* :func:`greater_is_better` - whether a metric (or loss) name improves upward;
+* :func:`check_metric_for_best` - whether a name is one evaluation reports
+  (:data:`METRIC_KEYS`), checked when a training config is made.
+
+The ``evaluate`` modules are built on first use: importing ``evaluate`` pulls in
+``transformers.pipelines`` (seconds), which a config check or a run that never evaluates
+should not pay.
 
 Every metric is kept in memory and computed by the process that calls it. ``evaluate``
 can gather predictions across processes itself (``num_process`` / ``process_id``, through
@@ -20,24 +26,24 @@ on the best checkpoint.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any
 
-import datasets
-import evaluate
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from .errors import ConfigError
 
 # The keys of compute_classification_metrics, in order; each is better when higher.
 METRIC_KEYS = ("accuracy", "f1", "mcc")
+# The metric classes, built on first use (see the module docstring).
+EVALUATE_MODULES = ("Accuracy", "F1", "MatthewsCorrelation", "Glue")
 
 # GLUE classification tasks and their label counts; stsb is regression, so not here.
 GLUE_TASKS = {"sst2": 2, "mrpc": 2, "qqp": 2, "qnli": 2, "rte": 2, "wnli": 2, "cola": 2,
               "mnli": 3, "mnli_matched": 3, "mnli_mismatched": 3, "ax": 3}
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("int64"),
-                               "references": datasets.Value("int64")})
 _INPUTS = """
 Args:
     predictions: predicted class ids, shape (n,) - list, numpy array or tensor.
@@ -88,10 +94,12 @@ def _checked(predictions: Any, references: Any,
 
 
 def _accuracy(preds: np.ndarray, refs: np.ndarray) -> float:
-    return float(accuracy_score(refs, preds))
+    return float(np.mean(preds == refs))
 
 
 def _f1(preds: np.ndarray, refs: np.ndarray, num_labels: int) -> float:
+    from sklearn.metrics import f1_score
+
     if num_labels == 2:
         # labels=[0, 1] fixes the label set so a batch of one class is still binary.
         return float(f1_score(refs, preds, labels=[0, 1], pos_label=1, average="binary",
@@ -106,6 +114,8 @@ def _mcc(preds: np.ndarray, refs: np.ndarray, num_labels: int) -> float:
     Computed from the matrix rather than with ``sklearn.metrics.matthews_corrcoef`` so
     that the label set is explicit: sklearn warns whenever one class fills a batch.
     """
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(refs, preds, labels=np.arange(num_labels)).astype(np.float64)
     t_sum, p_sum = matrix.sum(axis=1), matrix.sum(axis=0)
     n_correct, n = np.trace(matrix), matrix.sum()
@@ -123,86 +133,104 @@ def _all_scores(preds: np.ndarray, refs: np.ndarray, num_labels: int) -> dict[st
             "mcc": _mcc(preds, refs, num_labels)}
 
 
-class _InMemoryMetric(evaluate.Metric):
-    """An ``evaluate`` metric that buffers in memory and scores in the calling process.
+@functools.cache
+def _evaluate_modules() -> dict[str, type]:
+    """The ``evaluate`` metric classes by name, defined on the first call."""
+    import datasets
+    import evaluate
 
-    The constructor takes no ``num_process`` / ``process_id`` / ``cache_dir`` /
-    ``experiment_id``: gather predictions before scoring (see the module docstring).
-    """
+    features = datasets.Features({"predictions": datasets.Value("int64"),
+                                  "references": datasets.Value("int64")})
 
-    def __init__(self, config_name: str | None = None) -> None:
-        super().__init__(config_name=config_name, keep_in_memory=True)
+    class _InMemoryMetric(evaluate.Metric):
+        """An ``evaluate`` metric that buffers in memory and scores in the calling process.
 
-    def _build_data_dir(self) -> str:
-        # evaluate creates <cache_dir>/<name>/<config> for every metric, although an
-        # in-memory one never reads or writes there; leave the user's cache untouched.
-        return os.path.join(self._data_dir_root, self.name, self.config_name)
+        The constructor takes no ``num_process`` / ``process_id`` / ``cache_dir`` /
+        ``experiment_id``: gather predictions before scoring (see the module docstring).
+        """
 
-    def _metric_info(self, description: str) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(description=description, citation="",
-                                   inputs_description=_INPUTS, features=_FEATURES,
-                                   format="numpy")
+        def __init__(self, config_name: str | None = None) -> None:
+            super().__init__(config_name=config_name, keep_in_memory=True)
+
+        def _build_data_dir(self) -> str:
+            # evaluate creates <cache_dir>/<name>/<config> for every metric, although an
+            # in-memory one never reads or writes there; leave the user's cache untouched.
+            return os.path.join(self._data_dir_root, self.name, self.config_name)
+
+        def _metric_info(self, description: str) -> evaluate.MetricInfo:
+            return evaluate.MetricInfo(description=description, citation="",
+                                       inputs_description=_INPUTS, features=features,
+                                       format="numpy")
+
+    class Accuracy(_InMemoryMetric):
+        """``{"accuracy": fraction of predictions equal to the reference}``."""
+
+        def _info(self) -> evaluate.MetricInfo:
+            return self._metric_info("Fraction of predicted class ids equal to the gold ones.")
+
+        def _compute(self, predictions: Any, references: Any,
+                     num_labels: int | None = None) -> dict[str, float]:
+            preds, refs, _ = _checked(predictions, references, num_labels)
+            return {"accuracy": _accuracy(preds, refs)}
+
+    class F1(_InMemoryMetric):
+        """``{"f1": ...}``: with 2 classes the binary F1 of class 1, otherwise the macro
+        average over the classes present in predictions or references (as the Hub's ``f1``
+        with ``average="macro"`` does)."""
+
+        def _info(self) -> evaluate.MetricInfo:
+            return self._metric_info("Binary F1 of class 1 with two classes, macro F1 with more.")
+
+        def _compute(self, predictions: Any, references: Any,
+                     num_labels: int | None = None) -> dict[str, float]:
+            preds, refs, num_labels = _checked(predictions, references, num_labels)
+            return {"f1": _f1(preds, refs, num_labels)}
+
+    class MatthewsCorrelation(_InMemoryMetric):
+        """``{"mcc": ...}``: the (multi-class) Matthews correlation coefficient, 0 when the
+        predictions or the references are constant."""
+
+        def _info(self) -> evaluate.MetricInfo:
+            return self._metric_info("Matthews correlation coefficient of the class ids.")
+
+        def _compute(self, predictions: Any, references: Any,
+                     num_labels: int | None = None) -> dict[str, float]:
+            preds, refs, num_labels = _checked(predictions, references, num_labels)
+            return {"mcc": _mcc(preds, refs, num_labels)}
+
+    class Glue(_InMemoryMetric):
+        """Accuracy, F1 and MCC on a GLUE classification task: ``Glue("sst2")``.
+
+        The task fixes the number of classes (3 for the MNLI family and ``ax``, else 2).
+        All three scores are reported for every task, a superset of each task's official one.
+
+        Raises:
+            ValueError: for a task that is not a GLUE classification task (``stsb`` is
+                regression); the message lists the valid ones.
+        """
+
+        def _info(self) -> evaluate.MetricInfo:
+            if self.config_name not in GLUE_TASKS:
+                raise ValueError(f"unknown GLUE classification task {self.config_name!r}; "
+                                 f"choose one of {sorted(GLUE_TASKS)}")
+            return self._metric_info(f"Accuracy, F1 and MCC on GLUE {self.config_name}.")
+
+        def _compute(self, predictions: Any, references: Any) -> dict[str, float]:
+            num_labels = GLUE_TASKS[self.config_name]
+            return _all_scores(*_checked(predictions, references, num_labels))
+
+    classes = {"Accuracy": Accuracy, "F1": F1, "MatthewsCorrelation": MatthewsCorrelation,
+               "Glue": Glue}
+    for cls in classes.values():
+        cls.__qualname__ = cls.__name__
+        cls.__module__ = __name__
+    return classes
 
 
-class Accuracy(_InMemoryMetric):
-    """``{"accuracy": fraction of predictions equal to the reference}``."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return self._metric_info("Fraction of predicted class ids equal to the gold ones.")
-
-    def _compute(self, predictions: Any, references: Any,
-                 num_labels: int | None = None) -> dict[str, float]:
-        preds, refs, _ = _checked(predictions, references, num_labels)
-        return {"accuracy": _accuracy(preds, refs)}
-
-
-class F1(_InMemoryMetric):
-    """``{"f1": ...}``: with 2 classes the binary F1 of class 1, otherwise the macro
-    average over the classes present in predictions or references (as the Hub's ``f1``
-    with ``average="macro"`` does)."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return self._metric_info("Binary F1 of class 1 with two classes, macro F1 with more.")
-
-    def _compute(self, predictions: Any, references: Any,
-                 num_labels: int | None = None) -> dict[str, float]:
-        preds, refs, num_labels = _checked(predictions, references, num_labels)
-        return {"f1": _f1(preds, refs, num_labels)}
-
-
-class MatthewsCorrelation(_InMemoryMetric):
-    """``{"mcc": ...}``: the (multi-class) Matthews correlation coefficient, 0 when the
-    predictions or the references are constant."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return self._metric_info("Matthews correlation coefficient of the class ids.")
-
-    def _compute(self, predictions: Any, references: Any,
-                 num_labels: int | None = None) -> dict[str, float]:
-        preds, refs, num_labels = _checked(predictions, references, num_labels)
-        return {"mcc": _mcc(preds, refs, num_labels)}
-
-
-class Glue(_InMemoryMetric):
-    """Accuracy, F1 and MCC on a GLUE classification task: ``Glue("sst2")``.
-
-    The task fixes the number of classes (3 for the MNLI family and ``ax``, else 2).
-    All three scores are reported for every task, a superset of each task's official one.
-
-    Raises:
-        ValueError: for a task that is not a GLUE classification task (``stsb`` is
-            regression); the message lists the valid ones.
-    """
-
-    def _info(self) -> evaluate.MetricInfo:
-        if self.config_name not in GLUE_TASKS:
-            raise ValueError(f"unknown GLUE classification task {self.config_name!r}; "
-                             f"choose one of {sorted(GLUE_TASKS)}")
-        return self._metric_info(f"Accuracy, F1 and MCC on GLUE {self.config_name}.")
-
-    def _compute(self, predictions: Any, references: Any) -> dict[str, float]:
-        num_labels = GLUE_TASKS[self.config_name]
-        return _all_scores(*_checked(predictions, references, num_labels))
+def __getattr__(name: str) -> Any:
+    if name in EVALUATE_MODULES:
+        return _evaluate_modules()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compute_classification_metrics(
@@ -228,8 +256,12 @@ def compute_classification_metrics(
             ``[0, num_labels)``.
     """
     # Checked here first so that bad ids fail with these messages, not Arrow's cast errors.
+    import evaluate
+
     preds, refs, num_labels = _checked(predictions, references, num_labels)
-    combined = evaluate.combine([Accuracy(), F1(), MatthewsCorrelation()])
+    modules = _evaluate_modules()
+    combined = evaluate.combine([modules[name]() for name in ("Accuracy", "F1",
+                                                              "MatthewsCorrelation")])
     return combined.compute(predictions=preds, references=refs, num_labels=num_labels)
 
 
@@ -251,3 +283,15 @@ def greater_is_better(metric_name: str) -> bool:
         return True
     raise ValueError(f"cannot tell whether {metric_name!r} is better higher or lower; "
                      f"choose one of {list(METRIC_KEYS)} or a loss")
+
+
+def check_metric_for_best(name: Any) -> None:
+    """Refuse a ``train.metric_for_best`` that evaluation does not report, before a run
+    trains to its first evaluation and fails there.
+
+    Raises:
+        ConfigError: ``name`` is not one of :data:`METRIC_KEYS`.
+    """
+    if name not in METRIC_KEYS:
+        raise ConfigError(f"train.metric_for_best: {name!r} is not a metric evaluation "
+                          f"reports; choose one of {list(METRIC_KEYS)}")

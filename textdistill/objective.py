@@ -6,19 +6,28 @@
   intermediate matches read from the teacher each match names.
 * **self-distillation / born-again**: distillation with a teacher of the student's shape.
 
-The training loop calls :meth:`Objective.__call__` with the views produced by the
-adaptors, and never branches on the mode itself.
+A training loop calls :func:`batch_loss` (the forwards, then
+:meth:`Objective.__call__` on the views the adaptors produce) and never branches on the
+mode itself: the :class:`~textdistill.distiller.Distiller` and the
+:class:`~textdistill.integrations.DistillationTrainer` both do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .config import DistillationConfig, Match
 from .losses import get_loss, probability_shift
-from .models.adaptors import ModelView
+from .models.adaptors import Adaptor, ModelView, ensure_eager_attention
+
+if TYPE_CHECKING:
+    from .teacher_cache import TeacherLogitCache
+    from .teachers import Teachers
 
 
 @dataclass
@@ -78,6 +87,13 @@ class Objective:
     def needs_teacher_logits(self) -> bool:
         return self.logit_loss is not None
 
+    @property
+    def component_names(self) -> list[str]:
+        """Every name :meth:`__call__`'s ``components`` may hold, in its order (a batch
+        holds fewer when a weight is 0 or it has no labels)."""
+        return (["kd"] if self.logit_loss is not None else []) + ["hard"] + \
+            [match.name for match in self.matches]
+
     def student_needs(self) -> tuple[bool, bool]:
         """(hidden_states, attentions) the student's forward must return."""
         return (any(m.feature == "hidden" for m in self.matches),
@@ -92,6 +108,16 @@ class Objective:
     def needs_teacher_forward(self, index: int, logits_cached: bool) -> bool:
         """Whether teacher ``index`` must run on this batch at all."""
         return (self.needs_teacher_logits and not logits_cached) or any(self.teacher_needs(index))
+
+    def ensure_attention_maps(self, student: torch.nn.Module,
+                              teachers: Sequence[torch.nn.Module]) -> None:
+        """Switch to eager attention the models whose attention maps a match reads (sdpa
+        computes none; see :func:`~textdistill.models.adaptors.ensure_eager_attention`)."""
+        if self.student_needs()[1]:
+            ensure_eager_attention(student)
+        for index, teacher in enumerate(teachers):
+            if self.teacher_needs(index)[1]:
+                ensure_eager_attention(teacher)
 
     # -- the loss ---------------------------------------------------------------------
 
@@ -172,3 +198,39 @@ class Objective:
             s_feat = student.attentions[match.student_layer - 1]
             t_feat = teacher.attentions[match.teacher_layer - 1]
         return s_feat, t_feat
+
+
+def batch_loss(
+    objective: Objective,
+    student: torch.nn.Module,
+    batch: Mapping[str, Any],
+    progress: float,
+    *,
+    adaptor: Adaptor,
+    teachers: Teachers,
+    cache: TeacherLogitCache | None = None,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> tuple[LossOutput, ModelView]:
+    """The loss of ``batch`` and the student's view: the one path from a batch to its loss.
+
+    Runs the student (asking for the features the matches read) and the teachers (or reads
+    their cached logits) under ``autocast``, then calls ``objective`` outside it, so that
+    the losses see the views as the forwards returned them.
+
+    Args:
+        objective: the run's :class:`Objective` (or anything that wraps one).
+        student: the model being trained (possibly wrapped in DDP).
+        batch: padded tensors: the student's token columns, the teachers' own
+            (``t{i}_*``), ``labels`` (-100 marks a row without one), ``idx`` for the cache.
+        progress: training progress in [0, 1] (drives the schedules).
+        adaptor: runs the student (see :mod:`textdistill.models.adaptors`).
+        teachers: the frozen teachers and how each reads the batch.
+        cache: cached teacher logits, keyed by ``batch["idx"]``.
+        autocast: the mixed-precision context of the forwards.
+    """
+    need_hidden, need_attentions = objective.student_needs()
+    with autocast():
+        view = adaptor(student, batch, hidden_states=need_hidden, attentions=need_attentions)
+        t_logits, t_views = teachers.outputs(batch, objective, cache,
+                                             objective.needs_teacher_logits)
+    return objective(view, batch.get("labels"), progress, t_logits, t_views), view

@@ -18,6 +18,7 @@ differ.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ import torch
 
 from .config import DistillationConfig, Match, MatchPreset
 from .errors import ConfigError
-from .losses import available_losses, is_sentence_level
+from .losses import available_losses, get_loss, is_sentence_level, loss_kind, losses_of_kind
 from .models.adaptors import ModelDims, model_dims
 from .models.mapping import matches_from_mapping
 from .models.projections import build_projections
@@ -53,6 +54,20 @@ def _dims(model: torch.nn.Module, who: str) -> ModelDims:
         raise ConfigError(f"{who}: {err}") from None
 
 
+_KIND_WORDS = {"logits": "logits", "labels": "logits against gold labels",
+               "hidden": "hidden states", "attention": "attention maps"}
+
+
+def _check_kind(key: str, name: str, expected: str, user: str) -> None:
+    """Refuse a loss registered for another input than the one ``user`` gives it."""
+    kind = loss_kind(name)
+    if kind is None or kind == expected:
+        return
+    raise ConfigError(f"{key}: {name!r} compares {_KIND_WORDS[kind]}, but {user} compares "
+                      f"{_KIND_WORDS[expected]}; the losses for {_KIND_WORDS[expected]} are "
+                      f"{losses_of_kind(expected)}")
+
+
 def _check_losses(config: DistillationConfig, matches: list[tuple[str, Match]]) -> None:
     valid = available_losses()
     named = [("distill.logit_loss", config.logit_loss)]
@@ -60,6 +75,50 @@ def _check_losses(config: DistillationConfig, matches: list[tuple[str, Match]]) 
     for key, name in named:
         if name is not None and name not in valid:
             raise ConfigError(f"{key}: {name!r} is not a registered loss; choose one of {valid}")
+    if config.logit_loss is not None:
+        _check_kind("distill.logit_loss", config.logit_loss, "logits", "the logit loss")
+    for key, match in matches:
+        _check_kind(f"{key}.loss", match.loss, match.feature, f"this {match.feature} match")
+
+
+# The logit loss's arguments that the objective fills in itself, and from where.
+_ENGINE_ARGUMENTS = {"temperature": "distill.temperature", "labels": "the batch's gold labels"}
+
+
+def _check_logit_options(config: DistillationConfig, num_labels: int) -> None:
+    """Refuse options the logit loss does not take, before they fail its first call."""
+    options = config.logit_loss_options
+    name = config.logit_loss
+    if name is None:
+        if options:
+            raise ConfigError("distill.logit_loss_options: set, but distill.logit_loss is "
+                              "null (no logit loss to pass them to)")
+        return
+    loss = get_loss(name)
+    # The first three parameters are every loss's student, teacher and mask.
+    parameters = list(inspect.signature(loss).parameters.values())[3:]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    accepted = [p.name for p in parameters if p.name not in _ENGINE_ARGUMENTS and p.kind in
+                (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for option in options:
+        if option in _ENGINE_ARGUMENTS:
+            raise ConfigError(f"distill.logit_loss_options.{option}: set by textdistill from "
+                              f"{_ENGINE_ARGUMENTS[option]}; remove it here")
+        if not takes_any and option not in accepted:
+            choices = f"its options are {accepted}" if accepted else "it takes no options"
+            raise ConfigError(f"distill.logit_loss_options.{option}: {name} has no option "
+                              f"{option!r}; {choices}")
+    if not options:
+        return
+    # Option values (a mode name, a weight) are checked by the loss itself: one call on a
+    # tiny batch finds a bad one now rather than at the first training step.
+    logits = torch.zeros(2, num_labels)
+    try:
+        loss(logits, logits, None, temperature=1.0, labels=torch.zeros(2, dtype=torch.long),
+             **options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"distill.logit_loss_options: {name} refuses {dict(options)!r}: "
+                          f"{err}") from None
 
 
 def _expand(config: DistillationConfig, student: ModelDims,
@@ -136,7 +195,9 @@ def plan(config: DistillationConfig | None, student: torch.nn.Module,
 
     Raises:
         ConfigError: naming the recipe key, for a match on a layer or teacher the models
-            lack, a repeated match, an unregistered loss, a token-level match with a
+            lack, a repeated match, an unregistered loss or one for another input (an
+            attention loss on hidden states), a logit-loss option the loss does not take
+            or refuses, a token-level match with a
             teacher of another tokenizer, a teacher-weight count that differs from the
             teacher count, or teachers whose label counts differ from the student's.
     """
@@ -155,6 +216,7 @@ def plan(config: DistillationConfig | None, student: torch.nn.Module,
 
     keyed = _expand(config, student_dims, teacher_dims)
     _check_losses(config, keyed)
+    _check_logit_options(config, student_dims.num_labels)
     seen: dict[str, str] = {}
     notes = []
     for key, match in keyed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -19,11 +20,11 @@ from .recipe import Recipe
 IGNORE_INDEX = -100
 
 
-def _load_data(recipe: Recipe):
+def _load_data(recipe: Recipe, notes: list[str]):
     from .data.loading import infer_label_names, load_raw_splits
 
     try:
-        raw = load_raw_splits(recipe.data)
+        raw = load_raw_splits(recipe.data, notes)
     except ConnectionError as err:
         raise ConfigError(f"data.dataset: {' '.join(str(err).split())}") from None
     try:
@@ -129,17 +130,40 @@ def unlabel_rows(split, flags: dict[str, list[bool]]):
         batched=True, desc="Unlabelling train rows without a gold label")
 
 
+def _local_files_exist(data_cfg: Any) -> bool:
+    return data_cfg.dataset is None and all(
+        Path(getattr(data_cfg, key)).is_file() for key in ("train", "eval"))
+
+
 def load_data_labels(recipe: Recipe, load_data: bool,
                       notes: list[str]) -> tuple[Any, list[str] | None]:
-    """The raw splits (``None`` without ``load_data``) and the data's class names: inferred
-    from the data, else ``data.label_names``, else ``None`` (with a note)."""
-    if load_data:
-        return _load_data(recipe)
+    """The raw splits and the data's class names: inferred from the data, else
+    ``data.label_names``, else ``None`` (with a note).
+
+    Without ``load_data`` (``textdistill check``) local data files are still read, and
+    checked, when they exist; a Hub dataset is not (the raw splits are then ``None``).
+    """
+    if load_data or _local_files_exist(recipe.data):
+        return _load_data(recipe, notes)
     data_names = list(recipe.data.label_names) if recipe.data.label_names else None
     if data_names is None:
         notes.append("labels not checked: the data is not loaded and data.label_names "
                      "is not set")
     return None, data_names
+
+
+def count_labels(recipe: Recipe, raw: Any, label_names: list[str]) -> dict[str, dict[str, int]]:
+    """``{split: {class name: rows}}`` of the raw splits.
+
+    Raises:
+        ConfigError: a label value is not one of the classes.
+    """
+    from .data.loading import label_counts
+
+    try:
+        return label_counts(raw, recipe.data, label_names)
+    except ValueError as err:
+        raise ConfigError(f"data.label_column: {err}") from None
 
 
 def prepare_data(recipe: Recipe, raw: Any, tokenizer: Any, teachers: list[Any],
@@ -174,5 +198,5 @@ def prepare_data(recipe: Recipe, raw: Any, tokenizer: Any, teachers: list[Any],
     return data
 
 
-__all__ = ["IGNORE_INDEX", "augment_train", "load_data_labels", "prepare_data",
+__all__ = ["IGNORE_INDEX", "augment_train", "count_labels", "load_data_labels", "prepare_data",
            "tokenize_with_labels", "unlabel_rows"]

@@ -10,6 +10,9 @@ A run directory holds::
     teacher_cache/     cached teacher logits (unless the recipe points elsewhere)
     history.json       losses, evaluations, throughput
     results.json       metrics, parameter counts, latencies, timings
+    run.lock           pid and host of the run using the directory (while it runs)
+    previous-run.tmp/  an earlier run set aside by output.overwrite, until the new run
+                       has written its first checkpoint
 
 Code that reads or writes any of these goes through :class:`RunDir`, so a renamed entry
 or a new one is one edit here, and starting a run over (``output.overwrite``) deletes
@@ -30,6 +33,8 @@ _TEACHER_CACHE = "teacher_cache"
 _HISTORY = "history.json"
 _RESULTS = "results.json"
 _RECIPE = "recipe.yaml"
+_LOCK = "run.lock"
+_PREVIOUS_RUN = "previous-run"
 # Folders are written under this suffix and renamed when complete, so a crash mid-write
 # never leaves a half-written best/ or checkpoint behind.
 _STAGING_SUFFIX = ".tmp"
@@ -98,6 +103,17 @@ class RunDir:
     def recipe(self) -> Path:
         return self.root / _RECIPE
 
+    @property
+    def lock(self) -> Path:
+        """The lock file of the run using this directory (see :mod:`textdistill.run_lock`)."""
+        return self.root / _LOCK
+
+    @property
+    def set_aside(self) -> Path:
+        """Where ``output.overwrite`` keeps the earlier run's entries until the new run has
+        a checkpoint: a failure before that puts them back."""
+        return staging_path(self.root / _PREVIOUS_RUN)
+
     def entries(self) -> tuple[Path, ...]:
         """Everything a run writes here; starting over deletes these and nothing else."""
         return (self.checkpoints, self.best, self.best_staging, self.logs, self.teacher_cache,
@@ -113,6 +129,8 @@ class RunDir:
             found.append(f"{_BEST}/")
         if self.results.is_file():
             found.append(_RESULTS)
+        if self.set_aside.is_dir():
+            found.append(f"{self.set_aside.name}/")
         return found
 
     def clear(self) -> None:
@@ -122,6 +140,36 @@ class RunDir:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+
+    def set_aside_run(self) -> None:
+        """Move the earlier run's entries into :attr:`set_aside` (renames, no copies)."""
+        self.set_aside.mkdir()
+        for path in self.entries():
+            if path.exists() or path.is_symlink():
+                path.rename(self.set_aside / path.name)
+
+    def restore_set_aside(self) -> None:
+        """Delete what the new run wrote and put the set-aside run back."""
+        self.clear()
+        for path in self.set_aside.iterdir():
+            path.rename(self.root / path.name)
+        self.set_aside.rmdir()
+
+    def drop_set_aside(self) -> None:
+        """Delete the set-aside run: the new one has a checkpoint to resume from."""
+        shutil.rmtree(self.set_aside, ignore_errors=True)
+
+    def settle_set_aside(self) -> bool | None:
+        """The rule for a set-aside run once the run replacing it stops (or was killed):
+        delete it if the new run has a checkpoint, else put it back. Returns whether it
+        was put back; ``None`` when nothing was set aside."""
+        if not self.set_aside.is_dir():
+            return None
+        if self.saved_checkpoints():
+            self.drop_set_aside()
+            return False
+        self.restore_set_aside()
+        return True
 
 
 __all__ = ["RunDir", "staging_path"]

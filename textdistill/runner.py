@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ import yaml
 
 from .build import build
 from .config import TrainingConfig, plain_data
-from .errors import ConfigError
-from .recipe import Recipe
+from .errors import ConfigError, TrainingInterrupted
+from .recipe import Recipe, recipe_from_dict
 from .refs import PYTHON_PREFIX
 from .run_dir import RunDir
+from .run_lock import RunLock
 from .speed import latency_profile
+from .state import StepCallback
 
 Log = Callable[[str], None]
 
@@ -73,9 +76,72 @@ def check_output_dir(recipe: Recipe, resume: bool) -> list[str]:
     return found
 
 
+# Recipe keys a resumed run may change: how long it trains, and what it evaluates, logs
+# and keeps when. Every other key shapes the state a checkpoint holds (models, optimizer,
+# schedule, data order) or what the steps compute, so a change would mix two runs.
+RESUMABLE_KEYS = frozenset({
+    "train.max_steps", "train.epochs", "train.eval_steps", "train.save_steps",
+    "train.logging_steps", "train.save_total_limit", "train.early_stopping_patience",
+    "train.report_to", "train.progress_bar", "train.max_nonfinite_steps", "data.cache_dir",
+})
+# Where and how a run starts, not what it is: a run directory may be moved and resumed.
+_NOT_COMPARED = ("output.dir", "output.overwrite")
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": value}`` for nested mappings; lists stay values."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat |= _flat(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
+    return flat
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_resume(recipe: Recipe, resume: bool) -> list[str]:
+    """With ``resume``, compare ``recipe`` with the ``recipe.yaml`` the run started with.
+
+    Returns:
+        A note per changed key of :data:`RESUMABLE_KEYS` (empty without ``resume`` or
+        without a saved recipe).
+
+    Raises:
+        ConfigError: another key differs; the message lists every differing key.
+    """
+    path = RunDir(recipe.output_dir).recipe
+    if not resume or not path.is_file():
+        return []
+    saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:  # the saved recipe with today's defaults and key names, like the new one
+        saved = recipe_from_dict(saved, source=recipe.source).to_dict()
+    except ConfigError:
+        pass
+    old, new = _flat(saved), _flat(recipe.to_dict())
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k) != new.get(k) and k not in _NOT_COMPARED)
+    refused = [k for k in changed if k not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(
+            f"--resume: the recipe differs from the one {recipe.output_dir} started with "
+            f"({path.name}) in "
+            + ", ".join(f"{k} ({_short(old.get(k))} -> {_short(new.get(k))})" for k in refused)
+            + f"; only {', '.join(sorted(RESUMABLE_KEYS))} may change on resume. Resume with "
+            "the saved recipe, or start over (--set output.overwrite=true, or another "
+            "output.dir)")
+    return [f"resuming with {k} changed: {_short(old.get(k))} -> {_short(new.get(k))}"
+            for k in changed]
+
+
 def prepare_output_dir(recipe: Recipe, resume: bool, log: Log = print) -> Path:
     """Make ``output.dir`` ready: refuse to start over an earlier run unless asked, and with
-    ``output.overwrite`` (and no ``resume``) delete what an earlier run wrote.
+    ``output.overwrite`` (and no ``resume``) set the earlier run aside
+    (:attr:`RunDir.set_aside`); :func:`run_recipe` deletes it once the new run has a
+    checkpoint, or puts it back if the new run fails before that.
 
     Raises:
         FileExistsError: as :func:`check_output_dir`.
@@ -83,24 +149,53 @@ def prepare_output_dir(recipe: Recipe, resume: bool, log: Log = print) -> Path:
     out = recipe.output_dir
     if check_output_dir(recipe, resume) and not resume:
         if is_main_process():
-            log(f"output.overwrite: starting over in {out}")
-            RunDir(out).clear()
+            log(f"output.overwrite: starting over in {out} (the earlier run is kept in "
+                f"{RunDir(out).set_aside.name}/ until the first checkpoint)")
+            RunDir(out).set_aside_run()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
-def _write_recipe(recipe: Recipe, out: Path, resume: bool, log: Log) -> None:
-    path = RunDir(out).recipe
-    text = recipe.to_yaml()
-    if resume and path.is_file():
-        old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        new = recipe.to_dict()
-        for data in (old, new):
-            data.get("output", {}).pop("overwrite", None)
-        if old != new:
-            log(f"warning: the recipe differs from the one this run started with ({path}); "
-                "continuing with the new one")
-    path.write_text(text, encoding="utf-8")
+class _DropSetAsideAfterCheckpoint(StepCallback):
+    """Deletes the set-aside earlier run once the new run has a checkpoint."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def on_step_end(self, distiller: Any, state: Any) -> bool:
+        if self.run.set_aside.is_dir() and self.run.saved_checkpoints():
+            self.run.drop_set_aside()
+        return False
+
+
+@contextmanager
+def _settling_set_aside(run: RunDir, log: Log) -> Iterator[None]:
+    """On the way out, however it goes: keep the new run if it has a checkpoint, else put
+    the set-aside earlier run back (:meth:`RunDir.settle_set_aside`)."""
+    try:
+        yield
+    finally:
+        if is_main_process() and run.settle_set_aside():
+            log(f"note: this run stopped before its first checkpoint; the earlier run in "
+                f"{run.root} is restored")
+
+
+def _settle_killed_overwrite(run: RunDir, log: Log) -> None:
+    """A run killed (SIGKILL, power loss) mid-overwrite left the earlier run set aside."""
+    restored = run.settle_set_aside() if is_main_process() else None
+    if restored is not None:
+        log(f"note: {'restored' if restored else 'deleted'} the earlier run that a killed "
+            f"output.overwrite run had set aside in {run.set_aside.name}/ (the killed run "
+            f"{'had no' if restored else 'had a'} checkpoint)")
+
+
+def _lock(out: Path, log: Log) -> AbstractContextManager[Any]:
+    # Only rank 0 holds the lock of a multi-process run.
+    return RunLock(out, log) if is_main_process() else nullcontext()
+
+
+def _write_recipe(recipe: Recipe, out: Path) -> None:
+    RunDir(out).recipe.write_text(recipe.to_yaml(), encoding="utf-8")
 
 
 def make_distiller(built: Any, training_config: TrainingConfig | None = None):
@@ -149,6 +244,28 @@ def _evaluate_teachers(distiller: Any, teachers: list[Any], eval_ds: Any,
     return evals
 
 
+def _eval_example(eval_ds: Any, tokenizer: Any, num_texts: int) -> dict[str, str] | None:
+    """The first eval example's text (and its pair), decoded from the student's token ids:
+    the model card's usage snippet runs on it, so it shows the model's own kind of text.
+    Decoded rather than read from the data, which may be gone or offline at export."""
+    if tokenizer is None or not len(eval_ds):
+        return None
+    special = set(tokenizer.all_special_ids) - {tokenizer.sep_token_id}
+    segments: list[list[int]] = [[]]
+    for token in eval_ds[0]["input_ids"]:
+        if token == tokenizer.sep_token_id:
+            segments.append([])
+        elif token not in special:
+            segments[-1].append(token)
+    texts = [text for text in (tokenizer.decode(ids).strip() for ids in segments) if text]
+    if not texts:
+        return None
+    example = {"text": texts[0]}
+    if num_texts == 2 and len(texts) > 1:
+        example["text_pair"] = texts[1]
+    return example
+
+
 def _results(recipe: Recipe, mode: str, built: Any, distiller: Any, history: Any,
              teacher_evals: list[dict[str, float]], out: Path) -> dict[str, Any]:
     """``results.json`` of a finished run (see :func:`run_recipe`), less the wall time."""
@@ -171,6 +288,7 @@ def _results(recipe: Recipe, mode: str, built: Any, distiller: Any, history: Any
         "best_eval": _metrics_only(best_eval),
         "best_step": history.best_step,
         "final_step": distiller.state.step,
+        "nonfinite_steps": sum(r.get("nonfinite_steps", 0) for r in history.train),
         "metric_for_best": recipe.train.metric_for_best,
         "teacher_eval": teacher_evals[0] if teacher_evals else None,
         "params": {
@@ -190,6 +308,7 @@ def _results(recipe: Recipe, mode: str, built: Any, distiller: Any, history: Any
         "train_examples": len(train_ds),
         "train_examples_by_source": train_sources(train_ds),
         "eval_examples": len(eval_ds),
+        "eval_example": _eval_example(eval_ds, built.tokenizer, len(recipe.data.text_columns)),
         "label_names": built.label_names,
         "train_time_s": history.wall_time_s,
         "output_dir": str(out),
@@ -215,37 +334,60 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
         ``teacher_eval`` (distill), ``latency`` (ms by batch size for ``student`` and
         ``teacher``), ``throughput``, ``train_examples`` (all rows) and
         ``train_examples_by_source`` (``labelled``, ``transfer``: ``data.transfer`` texts,
-        ``augmented``: ``data.augment`` variants), ``eval_examples``,
-        ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
+        ``augmented``: ``data.augment`` variants), ``eval_examples``, ``eval_example``
+        (the first eval text, ``{"text"}`` or with ``"text_pair"``: the model card's usage
+        input), ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
         ``textdistill_version``.
 
     Raises:
         ConfigError, FileNotFoundError, FileExistsError: bad input (see
-            :func:`~textdistill.build.build`, :func:`prepare_output_dir`).
+            :func:`~textdistill.build.build`, :func:`prepare_output_dir`,
+            :func:`check_resume`).
+        RunLockedError: another run uses ``output.dir``
+            (:class:`~textdistill.run_lock.RunLock`).
+        TrainingInterrupted: Ctrl-C; the step it stopped at is checkpointed.
     """
     start = time.perf_counter()
     _check_precision(recipe.train)
-    check_output_dir(recipe, resume)  # fail fast, before loading anything
-    built = build(recipe, mode)
-    distiller = make_distiller(built)
-    # Only now, with every check passed, may an earlier run be deleted (output.overwrite).
-    out = prepare_output_dir(recipe, resume, log)
-    for note in (*recipe.notes, *built.notes, *distiller.plan.notes):
+    run = RunDir(recipe.output_dir)
+    with _lock(run.root, log):
+        _settle_killed_overwrite(run, log)
+        check_output_dir(recipe, resume)  # fail fast, before loading anything
+        resume_notes = check_resume(recipe, resume)
+        built = build(recipe, mode)
+        distiller = make_distiller(built)
+        # Only now, with every check passed, may an earlier run be set aside.
+        out = prepare_output_dir(recipe, resume, log)
+        with _settling_set_aside(run, log):
+            history, teacher_evals = _train(recipe, mode, resume, built, distiller, out,
+                                            resume_notes, log)
+        results = _results(recipe, mode, built, distiller, history, teacher_evals, out)
+        results["wall_time_s"] = time.perf_counter() - start
+        if distiller.accelerator.is_main_process:
+            run.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def _train(recipe: Recipe, mode: str, resume: bool, built: Any, distiller: Any, out: Path,
+           resume_notes: list[str], log: Log) -> tuple[Any, list[dict[str, float]]]:
+    """The part of :func:`run_recipe` that writes: the recipe, then training."""
+    for note in (*recipe.notes, *built.notes, *distiller.plan.notes, *resume_notes):
         log(f"note: {note}")
     if is_main_process():
-        _write_recipe(recipe, out, resume, log)
+        _write_recipe(recipe, out)
 
     train_ds, eval_ds = built.data["train"], built.data["eval"]
     log(f"{mode}: {len(train_ds)} training and {len(eval_ds)} eval examples -> {out}")
 
     teacher_evals = _evaluate_teachers(distiller, built.teachers, eval_ds, log)
-    history = distiller.train(train_ds, eval_ds, resume=resume)
-
-    results = _results(recipe, mode, built, distiller, history, teacher_evals, out)
-    results["wall_time_s"] = time.perf_counter() - start
-    if distiller.accelerator.is_main_process:
-        RunDir(out).results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    callbacks = [_DropSetAsideAfterCheckpoint(RunDir(out))] if is_main_process() else []
+    try:
+        history = distiller.train(train_ds, eval_ds, resume=resume, callbacks=callbacks)
+    except TrainingInterrupted as interrupted:
+        # The CLI prints the exception as its one line; a notebook caller gets it raised.
+        raise TrainingInterrupted(interrupted.step, interrupted.checkpoint,
+                                  "resume with --resume") from None
+    return history, teacher_evals
 
 
 def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
@@ -323,8 +465,9 @@ def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
     if results.get("teacher_eval"):
         rows.append(_card_row("teacher", results["teacher_eval"], params.get("teacher"),
                               latency.get("teacher")))
-    rows.append(_card_row("student (this model)", results.get("best_eval") or {},
-                          params.get("student"), latency.get("student")))
+    rows.append(_card_row("this model" if fine_tuned else "student (this model)",
+                          results.get("best_eval") or {}, params.get("student"),
+                          latency.get("student")))
     from .config import DistillationConfig
 
     config = {key: recipe[key] for key in ("student",) if key in recipe}
@@ -340,7 +483,38 @@ def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, A
     return {"teacher_name": teacher_name, "dataset_name": dataset_name,
             "fine_tuned": fine_tuned,
             "metrics": results.get("best_eval") or {}, "results_table": rows,
-            "distill_config": config}
+            "distill_config": config, "eval_summary": _eval_summary(results, data),
+            "example": results.get("eval_example")}
+
+
+def _eval_summary(results: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """What the card's results were measured on: the run's eval data, how many examples
+    (a subset says so), and when; ``None`` when ``results.json`` does not say."""
+    examples = results.get("eval_examples")
+    if not isinstance(examples, int):
+        return None
+    if data.get("dataset"):
+        source = f"the `{data.get('eval')}` split of `{data['dataset']}`"
+    elif data.get("eval"):
+        source = f"`{Path(data['eval']).name}`"
+    else:
+        source = "the run's evaluation data"
+    subset = data.get("max_eval_samples")
+    amount = (f"{examples:,} examples of {source} (a seeded random subset, "
+              f"`data.max_eval_samples: {subset}`)" if isinstance(subset, int)
+              and examples >= subset else f"all {examples:,} examples of {source}")
+    when = []
+    if results.get("teacher_eval"):
+        when.append("the teacher before training")
+    best, final = results.get("best_step"), results.get("final_step")
+    step = f" (step {best} of {final})" if best is not None and final is not None else ""
+    when.append(f"this model at its best evaluation{step}, the weights published here")
+    text = f"Accuracy and F1 were measured on {amount}: {', '.join(when)}."
+    latency = results.get("latency") or {}
+    if latency.get("seq_len"):
+        text += (f" Latency: ms per forward pass at batch sizes 1 and 32, "
+                 f"{latency['seq_len']} tokens, on {latency.get('device', '?')}.")
+    return text
 
 
 def _card_row(name: str, metrics: dict[str, Any], params: Any, latency: Any) -> dict[str, Any]:
@@ -350,45 +524,65 @@ def _card_row(name: str, metrics: dict[str, Any], params: Any, latency: Any) -> 
             "latency_ms_b32": latency.get("32")}
 
 
-def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
-               repo_id: str | None = None, overwrite: bool = False,
-               private: bool = False) -> dict[str, Any]:
-    """Export ``RUN_DIR/best`` as a Hub-format directory with a model card; maybe push it.
-
-    The card is built from ``RUN_DIR/results.json`` and ``RUN_DIR/recipe.yaml``.
-
-    Returns:
-        ``{"path": hub_dir, "url": the Hub URL or None}``.
-
-    Raises:
-        FileNotFoundError: ``RUN_DIR/best`` does not exist.
-        FileExistsError: ``hub_dir`` is not empty and ``overwrite`` is False.
-        HubUnavailableError: ``repo_id`` given but the Hub cannot be reached (the local
-            export is complete).
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from .export import build_model_card, export_model, push_to_hub
-
-    run = RunDir(run_dir)
-    best = run.best
-    if not (best / "config.json").is_file():
-        raise FileNotFoundError(f"{best} not found: RUN_DIR must be the output.dir of a "
-                                "finished `textdistill finetune` / `distill` run")
+def run_card_inputs(run: RunDir) -> dict[str, Any]:
+    """The model-card arguments (teacher, dataset, metrics, results table, config) of a
+    run, from its ``results.json`` and ``recipe.yaml`` (either may be missing)."""
     results: dict[str, Any] = {}
     if run.results.is_file():
         results = json.loads(run.results.read_text(encoding="utf-8"))
     recipe: dict[str, Any] = {}
     if run.recipe.is_file():
         recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8")) or {}
+    return _card_inputs(results, recipe)
+
+
+def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
+               repo_id: str | None = None, overwrite: bool = False,
+               private: bool = False) -> dict[str, Any]:
+    """Export ``RUN_DIR/best`` as a Hub-format directory with a model card; maybe push it.
+
+    The card is built from ``RUN_DIR/results.json`` and ``RUN_DIR/recipe.yaml``. With
+    ``repo_id``, a ``hub_dir`` that already holds a complete export of the same weights
+    (an earlier push that found the Hub unreachable) is pushed as it is, its card
+    renewed, rather than refused as not empty.
+
+    Returns:
+        ``{"path": hub_dir, "url": the Hub URL or None}``.
+
+    Raises:
+        FileNotFoundError: ``RUN_DIR/best`` does not exist.
+        FileExistsError: ``hub_dir`` is not empty (and no export of these weights to
+            push) and ``overwrite`` is False.
+        NonFiniteError: ``RUN_DIR/best`` holds NaN or infinite weights.
+        HubUnavailableError: ``repo_id`` given but the Hub cannot be reached (the local
+            export is complete).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .export import (
+        build_model_card,
+        export_model,
+        is_export_of,
+        push_to_hub,
+        replace_model_card,
+    )
+
+    run = RunDir(run_dir)
+    best = run.best
+    if not (best / "config.json").is_file():
+        raise FileNotFoundError(f"{best} not found: RUN_DIR must be the output.dir of a "
+                                "finished `textdistill finetune` / `distill` run")
     model = AutoModelForSequenceClassification.from_pretrained(best)
     tokenizer = AutoTokenizer.from_pretrained(best)
-    card = build_model_card(model_name=repo_id or Path(hub_dir).name, **_card_inputs(results,
-                                                                                     recipe))
-    path = export_model(model, tokenizer, hub_dir, card=card, overwrite=overwrite)
+    card = build_model_card(model_name=repo_id or Path(hub_dir).name, **run_card_inputs(run))
+    if repo_id and not overwrite and is_export_of(hub_dir, model):
+        path = Path(hub_dir)
+        replace_model_card(path, card)  # the card names the repo in its usage snippet
+    else:
+        path = export_model(model, tokenizer, hub_dir, card=card, overwrite=overwrite)
     url = push_to_hub(path, repo_id, private=private) if repo_id else None
     return {"path": str(path), "url": url}
 
 
-__all__ = ["check_output_dir", "describe", "export_run", "make_distiller", "prepare_output_dir",
-           "run_recipe"]
+__all__ = ["RESUMABLE_KEYS", "check_output_dir", "check_resume", "describe", "export_run",
+           "make_distiller", "prepare_output_dir", "run_card_inputs", "run_recipe"]

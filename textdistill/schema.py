@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,9 @@ def check_number(path: str, value: float | int | None, *, minimum: float = 0.0,
     with ``allow_minimum``)."""
     if value is None:
         return
+    # A string would fail the comparison below with a bare TypeError.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{path}: must be a finite number, got {value!r}")
     if value < minimum or (value == minimum and not allow_minimum):

@@ -1,10 +1,13 @@
-"""Where a training run stands, and the hook that can stop it."""
+"""Where a training run stands, and the hooks that can stop it (callbacks, Ctrl-C)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .distiller import Distiller
@@ -36,16 +39,19 @@ class TrainState:
         return improved
 
     def state_dict(self) -> dict:
+        """Plain JSON data (checkpoints store it as JSON, never as a pickle)."""
         return {"step": self.step, "best_metric": self.best_metric, "best_step": self.best_step,
                 "evals_without_improvement": self.evals_without_improvement,
-                "history": json.dumps(self.history)}
+                "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.best_metric = state["best_metric"]
         self.best_step = state["best_step"]
         self.evals_without_improvement = int(state["evals_without_improvement"])
-        self.history = json.loads(state["history"])
+        history = state["history"]
+        # Older checkpoints (custom_checkpoint_*.pkl) kept the history as a JSON string.
+        self.history = json.loads(history) if isinstance(history, str) else history
 
 
 class StepCallback:
@@ -56,4 +62,34 @@ class StepCallback:
         return False
 
 
-__all__ = ["StepCallback", "TrainState"]
+class DeferredInterrupt:
+    """Ctrl-C (SIGINT) while the loop runs: note it, so the loop can stop after the step
+    it is in and checkpoint that step. A second Ctrl-C interrupts at once, as usual.
+
+    Only the main thread can take signals; elsewhere, and where SIGINT is ignored, this
+    changes nothing and :attr:`requested` stays False.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __enter__(self) -> DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            # None: a handler not installed from Python; Python's own is the fallback.
+            self._previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+__all__ = ["DeferredInterrupt", "StepCallback", "TrainState"]

@@ -17,4 +17,7 @@ One idea per module:
 * :mod:`.transfer_data`, :mod:`.transfer_plan`, :mod:`.transfer_collect`,
   :mod:`.transfer_report`: the transfer section (few labels, a teacher of another
   tokenizer, unlabeled text): its L/D/U split, rows, JSON and page section.
+* :mod:`.compression`, :mod:`.compression_report`: the compression section (the best
+  student in ONNX Runtime fp32 and int8, pruned and recovered): its JSON, page section
+  and figure.
 """

@@ -141,6 +141,16 @@ def kd_recipe(budget: Budget, teacher: str, layers: list[int], distill: dict[str
             **run_sections(budget, seed, epochs, out, **cache)}
 
 
+def recovery_recipe(budget: Budget, teacher: str, pruned: Path, distill: dict[str, Any],
+                    steps: int, seed: int, out: Path) -> dict[str, Any]:
+    """A pruned model (``student: pretrained``) distilled from ``teacher`` on the subset for
+    ``steps`` optimizer steps. The teacher runs live: recovery matches its hidden states."""
+    return {"teacher": {"model": teacher},
+            "student": {"pretrained": str(pruned)},
+            "data": data_section(budget, budget.subset), "distill": {**KD_PINNED, **distill},
+            **run_sections(budget, seed, 1, out, max_steps=steps, teacher_cache=False)}
+
+
 def logit_kd(temperature: float, hard_weight: float) -> dict[str, Any]:
     """A distill section: ``kd_kl`` at ``temperature`` plus the gold labels."""
     return {"temperature": temperature, "logit_loss": "kd_kl", "soft_weight": 1.0,

@@ -6,6 +6,7 @@ the bars); nothing here is measured or typed.
 
 from __future__ import annotations
 
+from .compression_report import section as compression_section
 from .findings import findings, pct, seed_caveat
 from .transfer_report import headline as transfer_headline
 from .transfer_report import section as transfer_section
@@ -212,7 +213,8 @@ def markdown(result: dict, studies_page: str | None = None) -> str:
     ]
     lines += _targets(result) + findings(result, studies_page) + _every_row(result)
     return "\n".join(lines + _speed(result) + _cost(result)
-                     + transfer_section(result.get("transfer")))
+                     + transfer_section(result.get("transfer"))
+                     + compression_section(result.get("compression")))
 
 
 README_START = "<!-- bench:start -->"

@@ -20,6 +20,7 @@ check, the exported model's ``id2label``) read them from the data.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import typing
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ import datasets
 from ..errors import ConfigError
 from ..schema import check_number, from_dict
 from .augment import AugmentConfig
-from .files import DATA_EXTENSIONS, file_format, load_table, seeded_subset
+from .files import DATA_EXTENSIONS, DELIMITED_FORMATS, file_format, load_table, seeded_subset
 from .transfer import TransferConfig, check_transfer_columns
 
 
@@ -60,9 +61,14 @@ class DataConfig:
         "The evaluation data: a split name with `dataset` (e.g. \"validation_matched\"), "
         "else a local file like `train`.")})
     text_columns: list[str] = field(default_factory=lambda: ["sentence"], metadata={"help": (
-        "One column (single text) or two (a sentence pair, e.g. [premise, hypothesis]).")})
+        "One column (single text) or two (a sentence pair, e.g. [premise, hypothesis]). "
+        "Rows with an empty (or blank) text are dropped, and the run says how many.")})
     label_column: str = field(default="label", metadata={"help": (
         "The column holding the label: an integer id or a class name.")})
+    column_names: list[str] | None = field(default=None, metadata={"help": (
+        "Local csv/tsv files without a header row: their column names, in file order, "
+        "e.g. [sentence, label] (the first row is then data). Unset: the first row is the "
+        "header.")})
     label_names: list[str] | None = field(default=None, metadata={"help": (
         "The class names, index = label id. Unset: the names of a ClassLabel feature, "
         "else the sorted unique training labels.")})
@@ -128,6 +134,29 @@ class DataConfig:
             raise ConfigError(f"data.transfer: expected a mapping with keys {keys}, got "
                               f"{self.transfer!r}")
         check_transfer_columns(self.transfer, self.text_columns)
+        self._check_column_names()
+
+    def _check_column_names(self) -> None:
+        """``column_names`` name the columns of header-less local csv/tsv files."""
+        if self.column_names is None:
+            return
+        names = self.column_names
+        if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"data.column_names: expected a list of column names, got "
+                              f"{names!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"data.column_names: names repeat: {names!r}")
+        if self.dataset is not None:
+            raise ConfigError("data.column_names: only for local csv/tsv files without a "
+                              "header row; a Hub dataset names its own columns")
+        for key in ("train", "eval"):
+            if file_format(getattr(self, key)) not in DELIMITED_FORMATS:
+                raise ConfigError(f"data.column_names: only csv/tsv files have a header row "
+                                  f"to replace, but data.{key} is {getattr(self, key)!r}")
+        missing = [c for c in [*self.text_columns, self.label_column] if c not in names]
+        if missing:
+            raise ConfigError(f"data.column_names: {names} lacks {missing}, named by "
+                              "data.text_columns / data.label_column")
 
     def _check_source(self) -> None:
         """``train`` and ``eval`` are split names with ``dataset``, else local data files."""
@@ -188,35 +217,111 @@ def _load_hub_split(cfg: DataConfig, split: str, key: str) -> datasets.Dataset:
         ) from err
 
 
-def load_raw_splits(cfg: DataConfig) -> datasets.DatasetDict:
+def _row_place(cfg: DataConfig, split_name: str, row: int) -> str:
+    """Where 0-based ``row`` of a split is, in words a user finds it by."""
+    if cfg.dataset is not None:
+        return f"row {row + 1} of the {split_name} split ({getattr(cfg, split_name)})"
+    path = getattr(cfg, split_name)
+    suffix = file_format(path)
+    if suffix == ".tsv":  # unquoted: one row per line
+        return f"line {row + (1 if cfg.column_names else 2)} of {path}"
+    if suffix == ".jsonl":
+        return f"line {row + 1} of {path}"
+    return f"data row {row + 1} of {path}"
+
+
+def _header_hint(columns: list[str], cfg: DataConfig, key: str) -> str:
+    """A hint when a local csv/tsv file's "columns" look like its first data row."""
+    if cfg.dataset is not None or cfg.column_names is not None or \
+            file_format(getattr(cfg, key)) not in DELIMITED_FORMATS:
+        return ""
+    labels = {name.lower() for name in cfg.label_names or ()}
+
+    def looks_like_a_value(column: str) -> bool:
+        text = str(column).strip()
+        return text.lower() in labels or text.lstrip("-").isdigit() or len(text.split()) >= 4
+
+    if not any(looks_like_a_value(c) for c in columns):
+        return ""
+    return (". Its first row looks like data, not a header: if the file has no header "
+            "row, name its columns in file order with data.column_names, e.g. "
+            f"{[*cfg.text_columns, cfg.label_column]}")
+
+
+def _check_columns(split: datasets.Dataset, split_name: str, cfg: DataConfig) -> None:
+    if cfg.column_names is not None and [str(v) for v in split[0].values()] == \
+            list(cfg.column_names):
+        raise ConfigError(f"data.column_names: the first row of {getattr(cfg, split_name)} is "
+                          "a header naming those very columns; data.column_names is for files "
+                          "without a header row (both data.train and data.eval)")
+    for key, columns in (("text_columns", cfg.text_columns),
+                         ("label_column", [cfg.label_column])):
+        missing = [c for c in columns if c not in split.column_names]
+        if missing:
+            raise ConfigError(
+                f"data.{key}: column(s) {missing} not in the {split_name} split; its "
+                f"columns are {split.column_names}"
+                + _header_hint(split.column_names, cfg, split_name))
+
+
+def _check_label_cells(split: datasets.Dataset, split_name: str, cfg: DataConfig) -> None:
+    """Every row has a label: an empty cell would otherwise turn up as an unknown label,
+    or (pandas reading the column as text) make every integer label unknown."""
+    for row, value in enumerate(split[cfg.label_column]):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ConfigError(
+                f"data.label_column: the {cfg.label_column!r} cell is empty at "
+                f"{_row_place(cfg, split_name, row)}; every row needs a label")
+
+
+def _drop_empty_texts(split: datasets.Dataset, split_name: str, cfg: DataConfig,
+                      notes: list[str] | None) -> datasets.Dataset:
+    """``split`` without the rows whose text (either text of a pair) is empty: they would
+    train on a bare [CLS] [SEP]."""
+    keep = [row for row, texts in enumerate(zip(*(split[c] for c in cfg.text_columns)))
+            if all(t is not None and str(t).strip() for t in texts)]
+    dropped = len(split) - len(keep)
+    if not dropped:
+        return split
+    if not keep:
+        raise ConfigError(f"data.text_columns: every row of the {split_name} split has an "
+                          f"empty {' or '.join(map(repr, cfg.text_columns))}")
+    if notes is not None:
+        notes.append(f"data.{split_name}: dropped {dropped} of {len(split)} rows with an "
+                     f"empty text ({', '.join(cfg.text_columns)})")
+    return split.select(keep).flatten_indices()
+
+
+def load_raw_splits(cfg: DataConfig, notes: list[str] | None = None) -> datasets.DatasetDict:
     """Read the train and eval data described by ``cfg``.
+
+    Rows with an empty text are dropped (before any subset is drawn), each split's count
+    added to ``notes`` when given.
 
     Returns:
         ``DatasetDict`` with ``"train"`` and ``"eval"``, holding the source's columns
         (at most ``max_train_samples`` / ``max_eval_samples`` rows each).
 
     Raises:
-        ConfigError: a configured column or split does not exist.
+        ConfigError: a configured column or split does not exist (with a hint when a
+            csv/tsv file seems to lack its header row), a label cell is empty, or a
+            local file is empty, not UTF-8 or holds no rows.
         FileNotFoundError: a local file is missing.
     """
     if cfg.dataset is not None:
         train = _load_hub_split(cfg, cfg.train, "train")
         evaluation = _load_hub_split(cfg, cfg.eval, "eval")
     else:
-        train = load_table(cfg.train, "train", cfg.cache_dir)
-        evaluation = load_table(cfg.eval, "eval", cfg.cache_dir)
-    for split_name, split in (("train", train), ("eval", evaluation)):
-        for key, columns in (("text_columns", cfg.text_columns),
-                             ("label_column", [cfg.label_column])):
-            missing = [c for c in columns if c not in split.column_names]
-            if missing:
-                raise ConfigError(
-                    f"data.{key}: column(s) {missing} not in the {split_name} split; "
-                    f"its columns are {split.column_names}"
-                )
+        train = load_table(cfg.train, "train", cfg.cache_dir, cfg.column_names)
+        evaluation = load_table(cfg.eval, "eval", cfg.cache_dir, cfg.column_names)
+    splits = {"train": train, "eval": evaluation}
+    for split_name, split in splits.items():
+        _check_columns(split, split_name, cfg)
+        _check_label_cells(split, split_name, cfg)
+        splits[split_name] = _drop_empty_texts(split, split_name, cfg, notes)
     return datasets.DatasetDict({
-        "train": seeded_subset(train, cfg.max_train_samples, cfg.seed),
-        "eval": seeded_subset(evaluation, cfg.max_eval_samples, cfg.seed),
+        "train": seeded_subset(splits["train"], cfg.max_train_samples, cfg.seed),
+        "eval": seeded_subset(splits["eval"], cfg.max_eval_samples, cfg.seed),
     })
 
 
@@ -291,6 +396,21 @@ def _label_mapper(feature: Any, label_names: list[str], column: str):
         raise ValueError(f"label column {column!r} holds floats; only classification is "
                          "supported")
     return from_name
+
+
+def label_counts(raw: datasets.DatasetDict, cfg: DataConfig,
+                 label_names: list[str]) -> dict[str, dict[str, int]]:
+    """``{split: {class name: rows}}``, every class listed (0 when absent).
+
+    Raises:
+        ValueError: a label value is not one of the label names (or out of range).
+    """
+    counts = {}
+    for split_name, split in raw.items():
+        to_id = _label_mapper(split.features[cfg.label_column], label_names, cfg.label_column)
+        ids = collections.Counter(to_id(v) for v in split[cfg.label_column])
+        counts[split_name] = {name: ids[i] for i, name in enumerate(label_names)}
+    return counts
 
 
 def tokenize_splits(raw: datasets.DatasetDict, tokenizer: Any,

@@ -24,16 +24,20 @@ from .logits import (
     pseudo_ce,
 )
 from .registry import (
+    LOSS_KINDS,
     LossFn,
     available_losses,
     fp32_loss,
     get_loss,
     is_sentence_level,
+    loss_kind,
+    losses_of_kind,
     masked_mean,
     register_loss,
 )
 
 __all__ = [
+    "LOSS_KINDS",
     "LossFn",
     "UnknownLossError",
     "attention_kl",
@@ -51,6 +55,8 @@ __all__ = [
     "kd_ce",
     "kd_kl",
     "kd_mse",
+    "loss_kind",
+    "losses_of_kind",
     "masked_mean",
     "pkd",
     "probability_shift",

@@ -48,7 +48,7 @@ def _heads_match(student: Tensor, teacher: Tensor) -> bool:
     return student.shape[1] == teacher.shape[1]
 
 
-@register_loss("attention_mse")
+@register_loss("attention_mse", kind="attention")
 @fp32_loss
 def attention_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
                   scores: bool = False, mask_below: float = -1e3) -> Tensor:
@@ -99,7 +99,7 @@ def _mix_heads(log_p: Tensor) -> Tensor:
     return p.clamp_min(torch.finfo(p.dtype).tiny).log()
 
 
-@register_loss("attention_kl")
+@register_loss("attention_kl", kind="attention")
 @fp32_loss
 def attention_kl(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
                  scores: bool = False, mask_below: float = -1e3) -> Tensor:

@@ -43,7 +43,7 @@ def _zero_padding(x: Tensor, mask: Tensor | None) -> Tensor:
     return x if mask is None else torch.where(mask[..., None], x, x.new_zeros(()))
 
 
-@register_loss("hidden_mse")
+@register_loss("hidden_mse", kind="hidden")
 @fp32_loss
 def hidden_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean squared error over real tokens and hidden units.
@@ -65,7 +65,7 @@ def hidden_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> 
     return masked_mean(diff.pow(2).mean(-1), m)
 
 
-@register_loss("hidden_cos")
+@register_loss("hidden_cos", kind="hidden")
 @fp32_loss
 def hidden_cos(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     """DistilBERT's cosine loss: mean over real tokens of ``1 - cos(s_tok, t_tok)``.
@@ -86,7 +86,7 @@ def hidden_cos(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> 
 
 
 # Sentence-level: it reads only position 0, so it works across tokenizers.
-@register_loss("pkd", sentence_level=True)
+@register_loss("pkd", sentence_level=True, kind="hidden")
 @fp32_loss
 def pkd(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     """Patient-KD: squared distance between L2-normalised [CLS] vectors.
@@ -117,7 +117,7 @@ def pkd(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     return (s - t).pow(2).sum(-1).mean()
 
 
-@register_loss("hidden_mmd")
+@register_loss("hidden_mmd", kind="hidden")
 @fp32_loss
 def hidden_mmd(student: Tensor, teacher: Tensor, mask: Tensor | None = None) -> Tensor:
     """Match token-token cosine-similarity matrices; the widths may differ.

@@ -38,7 +38,7 @@ def _zero_masked_rows(x: Tensor, mask: Tensor | None) -> Tensor:
     return x if mask is None else torch.where(mask[:, None], x, x.new_zeros(()))
 
 
-@register_loss("kd_ce")
+@register_loss("kd_ce", kind="logits")
 @fp32_loss
 def kd_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
           temperature: float = 1.0, labels: Tensor | None = None) -> Tensor:
@@ -65,7 +65,7 @@ def kd_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
     return masked_mean(per_example, m) * temperature**2
 
 
-@register_loss("kd_kl")
+@register_loss("kd_kl", kind="logits")
 @fp32_loss
 def kd_kl(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
           temperature: float = 1.0, labels: Tensor | None = None) -> Tensor:
@@ -92,7 +92,7 @@ def kd_kl(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
     return masked_mean(per_example, m) * temperature**2
 
 
-@register_loss("kd_mse")
+@register_loss("kd_mse", kind="logits")
 @fp32_loss
 def kd_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
            temperature: float = 1.0, labels: Tensor | None = None) -> Tensor:
@@ -115,7 +115,7 @@ def kd_mse(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
     return masked_mean(per_example, m)
 
 
-@register_loss("pseudo_ce")
+@register_loss("pseudo_ce", kind="logits")
 @fp32_loss
 def pseudo_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
               temperature: float = 1.0, labels: Tensor | None = None) -> Tensor:
@@ -261,7 +261,7 @@ def dkd_terms(student: Tensor, teacher: Tensor, labels: Tensor, temperature: flo
                       ignore_index=ignore_index, unlabeled=unlabeled, reduction=reduction)
 
 
-@register_loss("dkd")
+@register_loss("dkd", kind="logits")
 @fp32_loss
 def dkd(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
         temperature: float = 1.0, labels: Tensor | None = None, alpha: float = 1.0,
@@ -299,7 +299,7 @@ def dkd(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
 # --------------------------------------------------------------------------- hard labels
 
 
-@register_loss("hard_ce")
+@register_loss("hard_ce", kind="labels")
 @fp32_loss
 def hard_ce(student: Tensor, teacher: Tensor, mask: Tensor | None = None, *,
             temperature: float = 1.0, labels: Tensor | None = None,

@@ -17,6 +17,9 @@ A hidden-state loss that reads only the first token's vector (``[CLS]``), as ``p
 does, is registered with ``sentence_level=True``: it compares one vector per example, so
 it also works between models whose tokenizers split the text differently, where
 token-by-token losses have no positions to align (:func:`is_sentence_level`).
+
+A loss registered with a ``kind`` (what it compares, one of :data:`LOSS_KINDS`) is refused for any other input before training (:func:`loss_kind`); a loss
+registered without one is trusted wherever a recipe puts it.
 """
 
 from __future__ import annotations
@@ -43,17 +46,22 @@ class LossFn(Protocol):
 _REGISTRY: dict[str, LossFn] = {}
 # Losses that compare one vector per example (the first token's), not token by token.
 _SENTENCE_LEVEL: set[str] = set()
+# What a loss compares: logits with teacher logits, with gold labels (hard_ce), hidden
+# states or attention maps.
+LOSS_KINDS = ("logits", "labels", "hidden", "attention")
+_KIND: dict[str, str] = {}
 
 
 @overload
 def register_loss(name: str, fn: None = None, *, overwrite: bool = False,
-                  sentence_level: bool = False) -> Callable[[LossFn], LossFn]: ...
+                  sentence_level: bool = False,
+                  kind: str | None = None) -> Callable[[LossFn], LossFn]: ...
 @overload
 def register_loss(name: str, fn: LossFn, *, overwrite: bool = False,
-                  sentence_level: bool = False) -> LossFn: ...
+                  sentence_level: bool = False, kind: str | None = None) -> LossFn: ...
 
 
-def register_loss(name, fn=None, *, overwrite=False, sentence_level=False):
+def register_loss(name, fn=None, *, overwrite=False, sentence_level=False, kind=None):
     """Register ``fn`` under ``name``; without ``fn``, return a decorator that does.
 
     Args:
@@ -62,16 +70,22 @@ def register_loss(name, fn=None, *, overwrite=False, sentence_level=False):
         overwrite: replace an existing registration instead of refusing it.
         sentence_level: a hidden-state loss that reads only each example's first token
             (see :func:`is_sentence_level`).
+        kind: what the loss compares: ``"logits"`` (B, C) with teacher logits,
+            ``"labels"`` (B, C) with gold labels, ``"hidden"`` (B, T, H) or
+            ``"attention"`` (B, heads, T, T); ``None``: not said, nothing is checked.
 
     Returns:
         ``fn`` itself (so the decorator leaves the function usable by its own name).
 
     Raises:
-        ValueError: ``name`` is taken and ``overwrite`` is False, or ``name`` is empty.
+        ValueError: ``name`` is taken and ``overwrite`` is False, ``name`` is empty, or
+            ``kind`` is not one of :data:`LOSS_KINDS`.
         TypeError: ``fn`` is not callable.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"loss name must be a non-empty string, got {name!r}")
+    if kind is not None and kind not in LOSS_KINDS:
+        raise ValueError(f"loss kind must be one of {LOSS_KINDS} or None, got {kind!r}")
 
     def add(loss: LossFn) -> LossFn:
         if not callable(loss):
@@ -85,6 +99,10 @@ def register_loss(name, fn=None, *, overwrite=False, sentence_level=False):
             _SENTENCE_LEVEL.add(name)
         else:
             _SENTENCE_LEVEL.discard(name)
+        if kind is None:
+            _KIND.pop(name, None)
+        else:
+            _KIND[name] = kind
         return loss
 
     return add if fn is None else add(fn)
@@ -114,6 +132,17 @@ def is_sentence_level(name: str) -> bool:
     than token by token, so that it works across tokenizers (registered with
     ``sentence_level=True``)."""
     return name in _SENTENCE_LEVEL
+
+
+def loss_kind(name: str) -> str | None:
+    """What loss ``name`` compares (one of :data:`LOSS_KINDS`), or ``None`` when it was
+    registered without a ``kind``."""
+    return _KIND.get(name)
+
+
+def losses_of_kind(kind: str) -> list[str]:
+    """Sorted names of the registered losses of ``kind``."""
+    return sorted(name for name, k in _KIND.items() if k == kind)
 
 
 # --------------------------------------------------------------------------- helpers

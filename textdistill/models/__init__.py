@@ -1,5 +1,5 @@
-"""Model-facing pieces: adaptors (forward -> :class:`ModelView`), layer mappings and
-width projections."""
+"""Model-facing pieces: adaptors (forward -> :class:`ModelView`), layer mappings, width
+projections and students (from teacher blocks, from a shape, from a pretrained model)."""
 
 from ..errors import (
     AttentionUnavailableError,
@@ -24,6 +24,13 @@ from .projections import (
     load_projections,
     save_projections,
 )
+from .student import (
+    check_label_mapping,
+    check_tokenizers_match,
+    load_pretrained_student,
+    student_from_config,
+    student_from_teacher,
+)
 
 __all__ = [
     "CROSS_WIDTH_LOSSES",
@@ -36,14 +43,19 @@ __all__ = [
     "ModelView",
     "Projection",
     "build_projections",
+    "check_label_mapping",
+    "check_tokenizers_match",
     "ensure_eager_attention",
     "hf_adaptor",
     "layer_pairs",
+    "load_pretrained_student",
     "load_projections",
     "mapping_table",
     "matches_from_mapping",
     "model_dims",
     "model_inputs",
     "save_projections",
+    "student_from_config",
+    "student_from_teacher",
     "unwrap_model",
 ]

@@ -125,7 +125,8 @@ def student_from_teacher(teacher: Any, layers: Sequence[int]) -> Any:
     if isinstance(layer_types, list) and len(layer_types) == num_teacher:
         student_config.layer_types = [layer_types[i] for i in layers]
     student_config.id2label = dict(config.id2label)
-    student_config.label2id = dict(config.label2id)
+    # transformers 5 saves no label2id when a model was given only id2label: rebuild it.
+    student_config.label2id = {name: i for i, name in config.id2label.items()}
     student_config._name_or_path = ""
     student = _new_model(type(teacher)._from_config, student_config,
                          getattr(config, "_attn_implementation", None))
