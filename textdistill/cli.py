@@ -138,6 +138,11 @@ def cmd_train(args: argparse.Namespace) -> int:
            f"{results['train_examples']} train / {results['eval_examples']} eval examples  |  "
            f"{results['wall_time_s']:.0f}s")
     _print(f"best model: {out.best}   results: {out.results}")
+    onnx = results.get("onnx")
+    if onnx is not None:
+        _print(f"{onnx['method']}: {onnx['path']}  accuracy {_fmt(onnx['accuracy'])}, "
+               f"ms b1 {_ms(onnx['latency_ms']['1'])}, ms b32 {_ms(onnx['latency_ms']['32'])}, "
+               f"{_fmt(onnx['size_mb'])} MiB (best/: {_fmt(onnx['pytorch']['size_mb'])} MiB)")
     return 0
 
 
@@ -191,6 +196,25 @@ def _label_table(counts: dict[str, dict[str, int]]) -> str:
     return format_table(rows, ["data split", "rows", *names])
 
 
+def _print_steps(recipe: Any, info: dict[str, Any]) -> None:
+    """The steps ``check`` found around training: what ``student.prune`` removes before
+    it, what ``output.quantize`` writes after it."""
+    pruning, onnx_dir = info["pruning"], info["onnx_dir"]
+    if pruning is not None:
+        spec = recipe.student.prune
+        (heads, total), (neurons, width) = pruning["heads"], pruning["neurons"]
+        _print()
+        _print(f"before training, student.prune removes {heads} of {total} attention heads "
+               f"(heads {spec.heads}) and {neurons} of {width} feed-forward neurons per block "
+               f"(ffn {spec.ffn}; intermediate_size {width} -> {width - neurons}), the least "
+               f"important on up to {pruning['batches']} batches of {pruning['batch_size']} "
+               "labelled training rows (not scored by check)")
+    if onnx_dir is not None:
+        _print()
+        _print(f"after training, output.quantize writes best/ as {recipe.output.quantize} "
+               f"to {onnx_dir}, measured on the eval split")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .runner import describe
 
@@ -217,6 +241,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if built.label_counts is not None:
         _print()
         _print(_label_table(built.label_counts))
+    _print_steps(recipe, info)
     notes = [*recipe.notes, *built.notes, *info["plan"].notes]
     if recipe.data.dataset is None:
         for key in ("train", "eval"):
@@ -463,6 +488,8 @@ def _add_quantize(verbs: argparse._SubParsersAction) -> None:
 
 
 def _add_prune(verbs: argparse._SubParsersAction) -> None:
+    from .pruning import SCORING_BATCHES
+
     prune = verbs.add_parser(
         "prune", formatter_class=_Formatter,
         help="remove a classifier's least important attention heads and FFN neurons",
@@ -491,8 +518,9 @@ def _add_prune(verbs: argparse._SubParsersAction) -> None:
     prune.add_argument("--data", metavar="DATA",
                        help="labelled data to score on, its train split: sst2, a recipe or a "
                             "data file (default: a run's own recipe)")
-    prune.add_argument("--batches", type=int, default=200, metavar="N",
-                       help="score at most N batches, a seeded random subset (default 200)")
+    prune.add_argument("--batches", type=int, default=SCORING_BATCHES, metavar="N",
+                       help="score at most N batches, a seeded random subset (default "
+                            f"{SCORING_BATCHES})")
     prune.add_argument("--batch-size", type=int, default=32, metavar="N",
                        help="examples per batch (default 32)")
     prune.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")

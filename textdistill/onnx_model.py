@@ -32,6 +32,16 @@ OPSET = 17
 # The inputs a BERT-family classifier may take, in the graph's input order.
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 _DEPLOY_PACKAGES = ("onnx", "onnxruntime")
+# Method name -> what the card says the graph is; the names `textdistill quantize
+# --method` and a recipe's output.quantize accept.
+METHODS = {
+    "onnx": f"`{ONNX_FILE}` is the float32 graph exported from PyTorch (opset {OPSET}), "
+            "made by `textdistill quantize --method onnx`",
+    "onnx-int8": f"`{ONNX_FILE}` has int8 weights (ONNX Runtime dynamic quantization, QInt8 "
+                 "weights, activations quantized per batch at run time) of the float32 graph "
+                 f"exported from PyTorch (opset {OPSET}), made by "
+                 "`textdistill quantize --method onnx-int8`",
+}
 
 
 def require_deploy_extra(purpose: str) -> None:
@@ -211,5 +221,5 @@ class OnnxClassifier(torch.nn.Module):
         return SequenceClassifierOutput(logits=torch.from_numpy(logits).float())
 
 
-__all__ = ["ONNX_FILE", "OPSET", "OnnxClassifier", "export_onnx", "graph_parameter_count",
-           "is_onnx_dir", "quantize_onnx_int8", "require_deploy_extra"]
+__all__ = ["METHODS", "ONNX_FILE", "OPSET", "OnnxClassifier", "export_onnx",
+           "graph_parameter_count", "is_onnx_dir", "quantize_onnx_int8", "require_deploy_extra"]

@@ -10,24 +10,30 @@ never over a non-empty directory without ``overwrite``), and that is checked bef
 scoring starts.
 
 Accuracy drops after pruning; a ``distill`` run with the unpruned model as the teacher
-and ``student: {pretrained: OUT_DIR}`` recovers it (see the README).
+and ``student: {pretrained: OUT_DIR}`` recovers it (see the README). A recipe's
+``student.prune`` does both in one run: :func:`prune_student` scores and prunes the built
+student in memory, on the labelled rows of the recipe's own train split, before the
+distillation starts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
 
-from .build import load_classifier, load_tokenizer
+from .build import Built, load_classifier, load_tokenizer
 from .data.batching import pad_batch
+from .data.files import seeded_subset
 from .errors import ConfigError
 from .evaluation import labelled_data
 from .export import check_target, export_model
 from .pruning import (
+    SCORING_BATCHES,
     Importance,
     PruningPlan,
     apply_pruning,
@@ -37,6 +43,7 @@ from .pruning import (
     removed_counts,
     score_importance,
 )
+from .recipe import Recipe
 from .refs import normalize_model_ref
 from .run_dir import RunDir
 from .speed import count_parameters
@@ -131,8 +138,48 @@ def _card(name: str, source: str, data: str, importance: Importance, plan: Pruni
         params_zeroed=params["zeroed"], rows=table))
 
 
+@dataclass(frozen=True)
+class _Pruned:
+    """What :func:`_prune_in_place` removed, for the card and the caller."""
+
+    importance: Importance
+    plan: PruningPlan
+    record: dict[str, Any]
+    widths: tuple[int, int]
+    params: dict[str, int]
+
+
+def _prune_in_place(model: Any, dataset: Any, tokenizer: Any, *, heads: float, ffn: float,
+                    batch_size: int, source: str, data: str, key: str,
+                    log: Callable[[str], None]) -> _Pruned:
+    """Score ``model`` on the labelled rows of ``dataset``, remove the least important
+    units and record what went in its config (:data:`RECORD_KEY`); the model ends on the
+    CPU."""
+    if tokenizer.pad_token_id is None:
+        raise ConfigError(f"{key}: the tokenizer of {source} has no padding token")
+    blocks = find_blocks(model)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    log(f"scoring {blocks.num_heads * len(blocks.blocks)} heads and "
+        f"{blocks.ffn_width * len(blocks.blocks)} neurons on {len(dataset)} examples of "
+        f"{data} ({device})")
+    importance = score_importance(model, _batches(dataset, batch_size, tokenizer.pad_token_id))
+    plan = plan_pruning(importance, heads=heads, ffn=ffn)
+    params_before = count_parameters(model)
+    apply_pruning(model, plan)
+    model.to("cpu")
+    widths = (blocks.ffn_width, find_blocks(model).ffn_width)
+    zeroed = sum(len(h) for h in plan.heads) * (4 * blocks.head_size * blocks.hidden_size
+                                                 + 3 * blocks.head_size)
+    params = {"before": params_before, "after": count_parameters(model), "zeroed": zeroed}
+    record = _record(source, data, importance, plan, {"heads": heads, "ffn": ffn}, widths,
+                     getattr(model.config, RECORD_KEY, None))
+    setattr(model.config, RECORD_KEY, record)
+    return _Pruned(importance, plan, record, widths, params)
+
+
 def prune_model(model_or_run: str, out_dir: str, *, heads: float = 0.0, ffn: float = 0.0,
-                data: str | None = None, batches: int = 200, batch_size: int = 32,
+                data: str | None = None, batches: int = SCORING_BATCHES, batch_size: int = 32,
                 overwrite: bool = False,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Prune ``heads`` of all attention heads and ``ffn`` of each block's feed-forward
@@ -173,29 +220,89 @@ def prune_model(model_or_run: str, out_dir: str, *, heads: float = 0.0, ffn: flo
     tokenizer = load_tokenizer(ref, _KEY)
     dataset, _, _ = labelled_data(model.config, tokenizer, data,
                                   max_samples=batches * batch_size, split="train")
-    if tokenizer.pad_token_id is None:
-        raise ConfigError(f"{_KEY}: the tokenizer of {ref} has no padding token")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
-    log(f"scoring {blocks.num_heads * len(blocks.blocks)} heads and "
-        f"{blocks.ffn_width * len(blocks.blocks)} neurons on {len(dataset)} examples of "
-        f"{data} ({device})")
-    importance = score_importance(model, _batches(dataset, batch_size, tokenizer.pad_token_id))
-    plan = plan_pruning(importance, heads=heads, ffn=ffn)
-    params_before = count_parameters(model)
-    apply_pruning(model, plan)
-    model.to("cpu")
-    widths = (blocks.ffn_width, find_blocks(model).ffn_width)
-    zeroed = sum(len(h) for h in plan.heads) * (4 * blocks.head_size * blocks.hidden_size
-                                                 + 3 * blocks.head_size)
-    params = {"before": params_before, "after": count_parameters(model), "zeroed": zeroed}
-    record = _record(ref, data, importance, plan, {"heads": heads, "ffn": ffn}, widths,
-                     getattr(model.config, RECORD_KEY, None))
-    setattr(model.config, RECORD_KEY, record)
-    rows = _layer_rows(importance, plan)
-    card = _card(Path(out_dir).name, ref, data, importance, plan, rows, widths, params)
+    pruned = _prune_in_place(model, dataset, tokenizer, heads=heads, ffn=ffn,
+                             batch_size=batch_size, source=ref, data=data, key=_KEY, log=log)
+    rows = _layer_rows(pruned.importance, pruned.plan)
+    card = _card(Path(out_dir).name, ref, data, pruned.importance, pruned.plan, rows,
+                 pruned.widths, pruned.params)
     path = export_model(model, tokenizer, out_dir, card=card, overwrite=overwrite)
-    return {"path": str(path), "record": record, "layers": rows, "params": params}
+    return {"path": str(path), "record": pruned.record, "layers": rows,
+            "params": pruned.params}
 
 
-__all__ = ["RECORD_KEY", "prune_model"]
+# ------------------------------------------------------------------- a recipe's student
+
+# The columns scoring reads; a recipe's train split also holds teacher columns and idx.
+_SCORED_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+
+def student_pruning(recipe: Recipe, student: Any) -> dict[str, Any] | None:
+    """What ``student.prune`` will remove from ``student``, counted without scoring
+    (``textdistill check`` prints it; a run checks it before scoring); ``None`` when the
+    recipe does not prune.
+
+    Returns:
+        ``{"heads": (removed, total), "neurons": (removed per block, width),
+        "batches", "batch_size"}``.
+
+    Raises:
+        ConfigError: a fraction that removes nothing from this student, or a student
+            whose heads cannot be pruned.
+    """
+    spec = recipe.student.prune
+    if spec is None:
+        return None
+    try:
+        blocks = find_blocks(student)
+    except ConfigError as err:
+        raise ConfigError(f"student.prune: {str(err).removeprefix('MODEL: ')}") from None
+    total = blocks.num_heads * len(blocks.blocks)
+    heads, neurons = removed_counts(total_heads=total, ffn_width=blocks.ffn_width,
+                                    heads=spec.heads, ffn=spec.ffn, prefix="student.prune.")
+    return {"heads": (heads, total), "neurons": (neurons, blocks.ffn_width),
+            "batches": spec.batches, "batch_size": recipe.train.batch_size}
+
+
+def _student_ref(recipe: Recipe) -> str:
+    student = recipe.student
+    if student.kind == "pretrained":
+        return student.pretrained
+    return f"student.from_teacher {student.from_teacher} of {recipe.teacher_models[0]}"
+
+
+def prune_student(built: Built, log: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """Prune ``built.student`` in place as ``student.prune`` says, scored on a seeded
+    random subset of the gold-labelled rows of ``built.data["train"]`` (with
+    ``data.seed``); its config records what was removed, so the run's ``best/`` does.
+    Nothing is written. ``None`` when the recipe does not prune.
+
+    Returns:
+        The record (see :data:`RECORD_KEY`).
+
+    Raises:
+        ConfigError: see :func:`student_pruning`, or no labelled training row.
+    """
+    recipe = built.recipe
+    summary = student_pruning(recipe, built.student)
+    if summary is None:
+        return None
+    train = built.data["train"]
+    labelled = train.select([i for i, label in enumerate(train["labels"]) if label >= 0])
+    if not len(labelled):
+        raise ConfigError("student.prune: the train split has no gold-labelled row to score "
+                          "importance on")
+    batch_size = summary["batch_size"]
+    subset = seeded_subset(labelled, summary["batches"] * batch_size, recipe.data.seed)
+    subset = subset.select_columns([c for c in _SCORED_COLUMNS if c in subset.column_names])
+    spec = recipe.student.prune
+    pruned = _prune_in_place(built.student, subset, built.tokenizer, heads=spec.heads,
+                             ffn=spec.ffn, batch_size=batch_size, source=_student_ref(recipe),
+                             data=f"{recipe.source or 'the recipe'} (train split)",
+                             key="student.prune", log=log)
+    width = pruned.record["intermediate_size"]
+    log(f"pruned the student: {summary['heads'][0]} of {summary['heads'][1]} heads zeroed, "
+        f"intermediate_size {width['before']} -> {width['after']}")
+    return pruned.record
+
+
+__all__ = ["RECORD_KEY", "prune_model", "prune_student", "student_pruning"]

@@ -11,6 +11,10 @@ The directory is written like ``textdistill export`` writes one: staged and rena
 place (:func:`~textdistill.export.publish_directory`), never over a non-empty directory
 without ``overwrite``, never through a symbolic link.
 
+A recipe's ``output.quantize`` runs it on the finished run (:func:`quantize_run`, into
+:attr:`RunDir.onnx <textdistill.run_dir.RunDir.onnx>`); :func:`check_run_quantize`
+checks before training that it will be able to.
+
 PyTorch's own dynamic int8 (``torch.ao.quantization.quantize_dynamic``) is not offered:
 in torch 2.13 it runs but warns that it is deprecated and due for removal, and its
 quantized modules have no format that ``from_pretrained`` or a weights-only load reads
@@ -33,8 +37,8 @@ from .errors import ConfigError
 from .evaluation import data_config_for, evaluate_model, load_evaluable, model_costs
 from .export import build_model_card, check_target, fix_label_maps, publish_directory
 from .onnx_model import (
+    METHODS,
     ONNX_FILE,
-    OPSET,
     export_onnx,
     is_onnx_dir,
     quantize_onnx_int8,
@@ -42,18 +46,10 @@ from .onnx_model import (
 )
 from .prune import RECORD_KEY
 from .pruning import zeroed_heads
+from .recipe import Recipe
 from .run_dir import RunDir
 from .runner import run_card_inputs
 
-# Method name -> what the card says the graph is.
-METHODS = {
-    "onnx": f"`{ONNX_FILE}` is the float32 graph exported from PyTorch (opset {OPSET}), "
-            "made by `textdistill quantize --method onnx`",
-    "onnx-int8": f"`{ONNX_FILE}` has int8 weights (ONNX Runtime dynamic quantization, QInt8 "
-                 "weights, activations quantized per batch at run time) of the float32 graph "
-                 f"exported from PyTorch (opset {OPSET}), made by "
-                 "`textdistill quantize --method onnx-int8`",
-}
 _KEY = "MODEL_OR_RUN_DIR"
 
 
@@ -197,4 +193,53 @@ def quantize_model(source: str | os.PathLike, out_dir: str | os.PathLike, *,
     return {"path": str(target), "method": method, "data": data, "rows": rows}
 
 
-__all__ = ["METHODS", "quantize_model"]
+# ------------------------------------------------------------------- a recipe's run
+
+
+def check_run_quantize(recipe: Recipe) -> Path | None:
+    """Whether ``output.quantize`` can run once training is over, checked before it
+    starts: the deploy extra is installed and ``<output.dir>/onnx`` is not a symbolic link
+    or a file. Returns that directory (``None`` without ``output.quantize``).
+
+    Raises:
+        MissingExtraError: onnx or onnxruntime is missing (the one-line install hint).
+        FileExistsError: see :func:`~textdistill.export.check_target`.
+    """
+    method = recipe.output.quantize
+    if method is None:
+        return None
+    require_deploy_extra(f"output.quantize: {method}")
+    target = RunDir(recipe.output_dir).onnx
+    # The run owns onnx/ as it owns best/: a resumed or repeated run replaces it.
+    check_target(target, overwrite=True)
+    return target
+
+
+def quantize_run(recipe: Recipe, log: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """``output.quantize``: the finished run's ``best/`` as an ONNX Runtime directory in
+    ``<output.dir>/onnx``, measured with ``best/`` on the recipe's eval split (all of it,
+    as ``textdistill quantize`` measures). Reads the run's ``results.json`` for the card.
+
+    Returns:
+        ``results.json``'s ``onnx`` entry: ``path``, ``method``, ``data``, ``accuracy``,
+        ``f1``, ``latency_ms`` (``"1"``, ``"32"``), ``seq_len``, ``size_mb``, and
+        ``pytorch``: ``best/``'s ``accuracy``, ``latency_ms`` and ``size_mb`` measured
+        alongside; ``None`` without ``output.quantize``.
+    """
+    target = check_run_quantize(recipe)
+    if target is None:
+        return None
+    run = RunDir(recipe.output_dir)
+    out = quantize_model(run.root, target, method=recipe.output.quantize,
+                         data=str(run.recipe), overwrite=True, log=log)
+    source, onnx = out["rows"]
+
+    def measured(row: dict[str, Any]) -> dict[str, Any]:
+        return {"accuracy": row["accuracy"], "f1": row["f1"], "size_mb": row["size_mb"],
+                "latency_ms": {"1": row["latency_ms_b1"], "32": row["latency_ms_b32"]}}
+
+    return {"path": out["path"], "method": out["method"], "data": out["data"],
+            **measured(onnx), "seq_len": onnx["seq_len"], "pytorch": measured(source)}
+
+
+__all__ = ["METHODS", "check_run_quantize", "quantize_model", "quantize_run"]

@@ -10,6 +10,7 @@ A run directory holds::
     teacher_cache/     cached teacher logits (unless the recipe points elsewhere)
     history.json       losses, evaluations, throughput
     results.json       metrics, parameter counts, latencies, timings
+    onnx/              best/ as an ONNX Runtime directory (output.quantize)
     run.lock           pid and host of the run using the directory (while it runs)
     previous-run.tmp/  an earlier run set aside by output.overwrite, until the new run
                        has written its first checkpoint
@@ -33,6 +34,7 @@ _TEACHER_CACHE = "teacher_cache"
 _HISTORY = "history.json"
 _RESULTS = "results.json"
 _RECIPE = "recipe.yaml"
+_ONNX = "onnx"
 _LOCK = "run.lock"
 _PREVIOUS_RUN = "previous-run"
 # Folders are written under this suffix and renamed when complete, so a crash mid-write
@@ -104,6 +106,12 @@ class RunDir:
         return self.root / _RECIPE
 
     @property
+    def onnx(self) -> Path:
+        """``best/`` as an ONNX Runtime directory, written after training when the recipe
+        sets ``output.quantize``."""
+        return self.root / _ONNX
+
+    @property
     def lock(self) -> Path:
         """The lock file of the run using this directory (see :mod:`textdistill.run_lock`)."""
         return self.root / _LOCK
@@ -117,7 +125,7 @@ class RunDir:
     def entries(self) -> tuple[Path, ...]:
         """Everything a run writes here; starting over deletes these and nothing else."""
         return (self.checkpoints, self.best, self.best_staging, self.logs, self.teacher_cache,
-                self.history, self.results, self.recipe)
+                self.history, self.results, self.recipe, self.onnx)
 
     def previous_run(self) -> list[str]:
         """What shows that a run already used this directory, as names to show a user

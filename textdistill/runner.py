@@ -76,13 +76,15 @@ def check_output_dir(recipe: Recipe, resume: bool) -> list[str]:
     return found
 
 
-# Recipe keys a resumed run may change: how long it trains, and what it evaluates, logs
-# and keeps when. Every other key shapes the state a checkpoint holds (models, optimizer,
-# schedule, data order) or what the steps compute, so a change would mix two runs.
+# Recipe keys a resumed run may change: how long it trains, what it evaluates, logs and
+# keeps when, and what it makes of best/ after training. Every other key shapes the state
+# a checkpoint holds (models, optimizer, schedule, data order) or what the steps compute,
+# so a change would mix two runs.
 RESUMABLE_KEYS = frozenset({
     "train.max_steps", "train.epochs", "train.eval_steps", "train.save_steps",
     "train.logging_steps", "train.save_total_limit", "train.early_stopping_patience",
     "train.report_to", "train.progress_bar", "train.max_nonfinite_steps", "data.cache_dir",
+    "output.quantize",
 })
 # Where and how a run starts, not what it is: a run directory may be moved and resumed.
 _NOT_COMPARED = ("output.dir", "output.overwrite")
@@ -337,7 +339,8 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
         ``augmented``: ``data.augment`` variants), ``eval_examples``, ``eval_example``
         (the first eval text, ``{"text"}`` or with ``"text_pair"``: the model card's usage
         input), ``label_names``, ``wall_time_s`` (the whole command), ``train_time_s`` and
-        ``textdistill_version``.
+        ``textdistill_version``; with ``output.quantize`` also ``onnx`` (see
+        :func:`~textdistill.quantize.quantize_run`).
 
     Raises:
         ConfigError, FileNotFoundError, FileExistsError: bad input (see
@@ -345,16 +348,23 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
             :func:`check_resume`).
         RunLockedError: another run uses ``output.dir``
             (:class:`~textdistill.run_lock.RunLock`).
+        MissingExtraError: ``output.quantize`` without the deploy extra (before training).
         TrainingInterrupted: Ctrl-C; the step it stopped at is checkpointed.
     """
+    from .prune import prune_student
+    from .quantize import check_run_quantize, quantize_run
+
     start = time.perf_counter()
     _check_precision(recipe.train)
+    check_run_quantize(recipe)  # not after the training it would follow
     run = RunDir(recipe.output_dir)
     with _lock(run.root, log):
         _settle_killed_overwrite(run, log)
         check_output_dir(recipe, resume)  # fail fast, before loading anything
         resume_notes = check_resume(recipe, resume)
         built = build(recipe, mode)
+        # Before the Distiller: its optimizer holds the student's (narrowed) parameters.
+        prune_student(built, log)
         distiller = make_distiller(built)
         # Only now, with every check passed, may an earlier run be set aside.
         out = prepare_output_dir(recipe, resume, log)
@@ -364,8 +374,17 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
         results = _results(recipe, mode, built, distiller, history, teacher_evals, out)
         results["wall_time_s"] = time.perf_counter() - start
         if distiller.accelerator.is_main_process:
-            run.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            _write_results(run, results)
+            onnx = quantize_run(recipe, log)  # its model card reads results.json
+            if onnx is not None:
+                results["onnx"] = onnx
+                results["wall_time_s"] = time.perf_counter() - start
+                _write_results(run, results)
     return results
+
+
+def _write_results(run: RunDir, results: dict[str, Any]) -> None:
+    run.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
 def _train(recipe: Recipe, mode: str, resume: bool, built: Any, distiller: Any, out: Path,
@@ -395,16 +414,23 @@ def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
 
     Returns:
         ``{"built", "params": {"teachers": [...], "student": n, "projections": n},
-        "plan", "mapping_table"}`` - the plan is the one the Distiller itself makes
-        (:func:`~textdistill.plan.plan`).
+        "plan", "mapping_table", "pruning", "onnx_dir"}`` - the plan is the one the
+        Distiller itself makes (:func:`~textdistill.plan.plan`); ``pruning`` what
+        ``student.prune`` removes (:func:`~textdistill.prune.student_pruning`, counted, not
+        scored) and ``onnx_dir`` where ``output.quantize`` writes (both ``None`` when
+        unset).
     """
     from accelerate.utils import set_seed
 
     from .models.mapping import mapping_table
     from .plan import plan
+    from .prune import student_pruning
+    from .quantize import check_run_quantize
     from .speed import count_parameters
 
+    onnx_dir = check_run_quantize(recipe)
     built = build(recipe, mode, load_data=False)
+    pruning = student_pruning(recipe, built.student)
     set_seed(recipe.train.seed)
     resolved = plan(recipe.distill, built.student, built.teachers,
                     own_tokenizer=built.teacher_tokenizers)
@@ -415,6 +441,8 @@ def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
                    "projections": sum(p.numel() for p in resolved.projections.parameters())},
         "plan": resolved,
         "mapping_table": mapping_table(resolved.matches, resolved.projections),
+        "pruning": pruning,
+        "onnx_dir": onnx_dir,
     }
 
 

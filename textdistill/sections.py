@@ -11,6 +11,8 @@ import typing
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .onnx_model import METHODS as QUANTIZE_METHODS
+from .pruning import SCORING_BATCHES, check_fractions
 from .schema import check_choice, check_number
 
 STUDENT_KINDS = ("from_teacher", "config", "pretrained")
@@ -74,6 +76,31 @@ class StudentShapeSpec:
             )
 
 
+@dataclass(frozen=True)
+class StudentPruneSpec:
+    """Prune the student before its distillation, as ``textdistill prune`` does; the
+    distillation from the recipe's teacher then recovers the accuracy."""
+
+    _section: typing.ClassVar[str] = "student.prune"
+
+    heads: float = field(default=0.0, metadata={
+        "help": "Fraction of all attention heads to remove, in [0, 1): the least important, "
+                "ranked across blocks. Removed heads are stored as zeros (they stay zero in "
+                "training; output.quantize leaves them out of the graph)."})
+    ffn: float = field(default=0.0, metadata={
+        "help": "Fraction of each block's feed-forward neurons to remove, in [0, 1): the "
+                "least important, the same count in every block, cut out (intermediate_size "
+                "shrinks)."})
+    batches: int = field(default=SCORING_BATCHES, metadata={
+        "help": "Score importance (first order, on the gold labels) on at most this many "
+                "batches of train.batch_size: a seeded random subset of the train split's "
+                "labelled rows (data.transfer and data.augment rows have no label)."})
+
+    def __post_init__(self) -> None:
+        check_fractions(heads=self.heads, ffn=self.ffn, prefix="student.prune.")
+        check_number("student.prune.batches", self.batches, minimum=1, allow_minimum=True)
+
+
 def _check_blocks(key: str, layers: list[int] | None) -> None:
     if layers is None:
         return
@@ -102,6 +129,11 @@ class StudentSpec:
     layers: list[int] | None = field(default=None, metadata={
         "help": "With `pretrained`: keep only these of its blocks (0-based), e.g. [0, 2, 4] "
                 "of a 6-block model; null keeps them all."})
+    prune: StudentPruneSpec | None = field(default=None, metadata={
+        "help": "Prune the built student before training (`textdistill distill` only), e.g. "
+                "{heads: 0.5, ffn: 0.5}; config.json of best/ records what was removed "
+                "(textdistill_pruning). A pretrained student is scored through its own "
+                "classification head: give a fine-tuned classifier. null: no pruning."})
 
     def __post_init__(self) -> None:
         given = [k for k in STUDENT_KINDS if getattr(self, k) is not None]
@@ -117,6 +149,10 @@ class StudentSpec:
                               "from_teacher student lists its blocks in student.from_teacher)")
         for key in ("from_teacher", "layers"):
             _check_blocks(f"student.{key}", getattr(self, key))
+        if self.prune is not None and self.config is not None:
+            raise ConfigError("student.prune: a student.config student starts from random "
+                              "weights, so there is no importance to score; prune a "
+                              "from_teacher or pretrained student")
 
     @property
     def kind(self) -> str:
@@ -134,7 +170,16 @@ class OutputSpec:
     overwrite: bool = field(default=False, metadata={
         "help": "Start a fresh run even if `dir` holds an earlier one (its checkpoints, "
                 "best/ and results are deleted first)."})
+    quantize: str | None = field(default=None, metadata={
+        "help": "After training, write best/ as an ONNX Runtime directory <dir>/onnx/ "
+                "(`textdistill quantize`): `onnx` (float32 graph) or `onnx-int8` (int8 "
+                "weights), measured against best/ on the eval split; results.json gains an "
+                "`onnx` entry. Needs the deploy extra (checked before training). null: none."})
+
+    def __post_init__(self) -> None:
+        if self.quantize is not None:
+            check_choice("output.quantize", self.quantize, QUANTIZE_METHODS)
 
 
-__all__ = ["STUDENT_KINDS", "TEACHER_TOKENIZERS", "OutputSpec", "StudentShapeSpec",
-           "StudentSpec", "TeacherSpec"]
+__all__ = ["STUDENT_KINDS", "TEACHER_TOKENIZERS", "OutputSpec", "StudentPruneSpec",
+           "StudentShapeSpec", "StudentSpec", "TeacherSpec"]

@@ -8,8 +8,10 @@ directory and writes the result.
 """
 
 from .importance import (
+    SCORING_BATCHES,
     Importance,
     PruningPlan,
+    check_fractions,
     normalized_head_scores,
     plan_pruning,
     removed_counts,
@@ -18,6 +20,6 @@ from .importance import (
 from .layout import find_blocks
 from .surgery import apply_pruning, slice_zeroed_heads, zeroed_heads
 
-__all__ = ["Importance", "PruningPlan", "apply_pruning", "find_blocks",
-           "normalized_head_scores", "plan_pruning", "removed_counts", "score_importance",
-           "slice_zeroed_heads", "zeroed_heads"]
+__all__ = ["SCORING_BATCHES", "Importance", "PruningPlan", "apply_pruning", "check_fractions",
+           "find_blocks", "normalized_head_scores", "plan_pruning", "removed_counts",
+           "score_importance", "slice_zeroed_heads", "zeroed_heads"]

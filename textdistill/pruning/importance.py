@@ -29,6 +29,10 @@ from ..losses import hard_ce
 from ..models.adaptors import model_inputs, unwrap_model
 from .layout import find_blocks
 
+# Batches scored unless told otherwise: a few thousand labelled examples rank the units
+# stably, in minutes on a CPU.
+SCORING_BATCHES = 200
+
 
 @dataclass(frozen=True)
 class Importance:
@@ -123,9 +127,22 @@ class PruningPlan:
     neurons: tuple[tuple[int, ...], ...]
 
 
+def check_fractions(*, heads: float, ffn: float, prefix: str = "") -> None:
+    """Both fractions are in [0, 1) and not both 0; what a model's size cannot tell.
+
+    Raises:
+        ConfigError: naming ``prefix + "heads"`` or ``prefix + "ffn"``.
+    """
+    for key, fraction in (("heads", heads), ("ffn", ffn)):
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+                or not 0 <= fraction < 1:
+            raise ConfigError(f"{prefix}{key}: {fraction!r} is not a fraction to remove in "
+                              "[0, 1)")
+    if heads == 0 and ffn == 0:
+        raise ConfigError(f"{prefix}heads, {prefix}ffn: both are 0; nothing to prune")
+
+
 def _removed_count(fraction: float, total: int, key: str) -> int:
-    if isinstance(fraction, bool) or not 0 <= fraction < 1:
-        raise ConfigError(f"{key}: {fraction!r} is not a fraction to remove in [0, 1)")
     count = min(total - 1, round(fraction * total))
     if fraction > 0 and count == 0:
         raise ConfigError(f"{key}: {fraction} of {total} removes nothing "
@@ -134,20 +151,19 @@ def _removed_count(fraction: float, total: int, key: str) -> int:
 
 
 def removed_counts(*, total_heads: int, ffn_width: int, heads: float,
-                   ffn: float) -> tuple[int, int]:
+                   ffn: float, prefix: str = "") -> tuple[int, int]:
     """How many heads (of ``total_heads``, all blocks) and neurons per block (of
     ``ffn_width``) the fractions ``heads`` and ``ffn`` remove: rounded to whole units,
     leaving at least one head in the model and one neuron in every block (a block may
     lose all its heads: its attention sublayer then adds only the output bias).
 
     Raises:
-        ConfigError: a fraction outside [0, 1), one that removes nothing, or both 0.
+        ConfigError: a fraction outside [0, 1), one that removes nothing, or both 0;
+            the key is ``prefix + "heads"`` or ``prefix + "ffn"``.
     """
-    head_count = _removed_count(heads, total_heads, "heads")
-    neuron_count = _removed_count(ffn, ffn_width, "ffn")
-    if head_count == 0 and neuron_count == 0:
-        raise ConfigError("heads, ffn: both are 0; nothing to prune")
-    return head_count, neuron_count
+    check_fractions(heads=heads, ffn=ffn, prefix=prefix)
+    return (_removed_count(heads, total_heads, f"{prefix}heads"),
+            _removed_count(ffn, ffn_width, f"{prefix}ffn"))
 
 
 def normalized_head_scores(importance: Importance) -> torch.Tensor:
@@ -178,5 +194,5 @@ def plan_pruning(importance: Importance, *, heads: float, ffn: float) -> Pruning
                        neurons=tuple(tuple(n) for n in removed_neurons))
 
 
-__all__ = ["Importance", "PruningPlan", "normalized_head_scores",
-           "plan_pruning", "removed_counts", "score_importance"]
+__all__ = ["SCORING_BATCHES", "Importance", "PruningPlan", "check_fractions",
+           "normalized_head_scores", "plan_pruning", "removed_counts", "score_importance"]
