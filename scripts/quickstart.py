@@ -109,7 +109,7 @@ def quantize_student(run: Path, out: Path, eval_args: list[str],
 def comparison_table(teacher: dict, student: dict, int8: dict | None = None) -> str:
     """Teacher vs student (and its ONNX int8 form): accuracy, F1, parameters, latency and
     speed-up."""
-    from textdistill.cli import format_table
+    from textdistill.cli_output import format_table
 
     models = [("teacher (MiniLM-L6, 6 layers)", teacher), ("student (3 layers: 0, 2, 4)", student)]
     if int8 is not None:

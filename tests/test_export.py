@@ -18,13 +18,8 @@ from transformers import (
     BertTokenizerFast,
 )
 
-from textdistill.export import (
-    HubUnavailableError,
-    build_model_card,
-    export_model,
-    push_to_hub,
-    results_markdown,
-)
+from textdistill.export import HubUnavailableError, export_model, push_to_hub
+from textdistill.model_card import build_model_card, results_markdown
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", *(
     "the a movie film was is good bad great awful i loved hated it plot acting"

@@ -21,9 +21,10 @@ from tiny import (
 
 import textdistill
 from textdistill import Distiller, History, TrainingConfig
-from textdistill.cli import main, results_table
-from textdistill.export import build_model_card
-from textdistill.runner import _card_inputs, _eval_example
+from textdistill.cli import main
+from textdistill.cli_output import results_table
+from textdistill.model_card import _card_inputs, build_model_card
+from textdistill.runner import _eval_example
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_LINE = re.compile(r"^eval step \d+: accuracy \d\.\d{4} f1 \d\.\d{4} mcc -?\d\.\d{4}"

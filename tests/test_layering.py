@@ -21,10 +21,10 @@ LAYERS = [
     {"teacher_cache", "objective", "plan", "accelerator", "state", "checkpoints", "teachers",
      "nonfinite"},
     {"distiller", "integrations"},
-    {"refs", "migrate", "sections", "recipe", "export"},
+    {"refs", "migrate", "sections", "recipe", "model_card", "export", "resume"},
     {"build", "prepare"},
     {"runner", "evaluation", "quantize", "prune"},
-    {"cli", "__init__", "__main__"},
+    {"cli", "cli_output", "__init__", "__main__"},
     {"bench"},
 ]
 ENGINE_TOP = 5  # distiller's layer

@@ -36,7 +36,8 @@ from .version import __version__
 if TYPE_CHECKING:
     from .build import load_classifier, load_tokenizer
     from .data import DataConfig, load_raw_splits, sst2_data_config, tokenize_splits
-    from .export import build_model_card, export_model
+    from .export import export_model
+    from .model_card import build_model_card
 
 __all__ = [
     "ConfigError",
@@ -67,7 +68,8 @@ _LAZY = {
     **dict.fromkeys(("load_classifier", "load_tokenizer"), ".build"),
     **dict.fromkeys(("DataConfig", "load_raw_splits", "sst2_data_config", "tokenize_splits"),
                     ".data"),
-    **dict.fromkeys(("build_model_card", "export_model"), ".export"),
+    "build_model_card": ".model_card",
+    "export_model": ".export",
 }
 
 

@@ -1,8 +1,8 @@
 """The ``textdistill`` command line: finetune, distill, evaluate, check, export, quantize.
 
-Every verb is a thin layer over :mod:`textdistill.runner`: parse, call, print a summary.
-Bad input - a missing file, an invalid recipe, a label or tokenizer mismatch, an
-existing output, an unreachable Hub - exits with code 2 and one line
+Every verb is a thin layer over :mod:`textdistill.runner`: parse, call, print a summary
+(:mod:`textdistill.cli_output`). Bad input - a missing file, an invalid recipe, a label or
+tokenizer mismatch, an existing output, an unreachable Hub - exits with code 2 and one line
 ``textdistill: error: ...``; anything else is a bug and keeps its traceback. ``--debug``
 shows the traceback for bad input too.
 """
@@ -16,7 +16,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from .cli_output import (
+    print_check,
+    print_evaluation,
+    print_once,
+    print_pruned,
+    print_quantized,
+    print_training,
+)
 
 PROG = "textdistill"
 EXIT_BAD_INPUT = 2
@@ -37,67 +45,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError,
             IsADirectoryError, HubUnavailableError, NonFiniteError, ConnectionError,
             yaml.YAMLError)
-
-
-# ------------------------------------------------------------------------------ output
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value / 1e6:.1f}M" if value >= 100_000 else f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
-
-
-def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain fixed-width table; the first column left-aligned, the rest right-aligned."""
-    cells = [[str(h) for h in header]] + [[_fmt(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
-
-
-def _ms(value: Any) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def results_table(results: dict[str, Any]) -> str:
-    """Teacher (if any) vs student: metrics, parameters, latency - for finetune/distill.
-    A fine-tuned model is called "model": it may well be a teacher."""
-    params = results.get("params") or {}
-    latency = results.get("latency") or {}
-    header = ["model", "accuracy", "f1", "mcc", "params", "ms b1", "ms b32"]
-    rows = []
-    if results.get("teacher_eval"):
-        t, lat = results["teacher_eval"], latency.get("teacher") or {}
-        rows.append(["teacher", t.get("accuracy"), t.get("f1"), t.get("mcc"),
-                     params.get("teacher"), _ms(lat.get("1")), _ms(lat.get("32"))])
-    lat = latency.get("student") or {}
-    trained = "model" if results.get("mode") == "finetune" else "student"
-    for name, metrics in ((f"{trained} (best)", results.get("best_eval")),
-                          (f"{trained} (final)", results.get("final_eval"))):
-        metrics = metrics or {}
-        rows.append([name, metrics.get("accuracy"), metrics.get("f1"), metrics.get("mcc"),
-                     params.get("student"), _ms(lat.get("1")), _ms(lat.get("32"))])
-    return format_table(rows, header)
-
-
-def _print(text: str = "") -> None:
-    from .runner import is_main_process
-
-    # Under torchrun every rank runs the verb; one copy of each line is enough.
-    if is_main_process():
-        print(text, flush=True)
 
 
 def _quiet_replica() -> None:
@@ -129,20 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runner import run_recipe
 
     recipe = _load(args)
-    results = run_recipe(recipe, args.command, resume=args.resume, log=_print)
+    results = run_recipe(recipe, args.command, resume=args.resume, log=print_once)
     out = RunDir(recipe.output_dir)
-    _print()
-    _print(results_table(results))
-    _print()
-    _print(f"best step {results['best_step']} of {results['final_step']}  |  "
-           f"{results['train_examples']} train / {results['eval_examples']} eval examples  |  "
-           f"{results['wall_time_s']:.0f}s")
-    _print(f"best model: {out.best}   results: {out.results}")
-    onnx = results.get("onnx")
-    if onnx is not None:
-        _print(f"{onnx['method']}: {onnx['path']}  accuracy {_fmt(onnx['accuracy'])}, "
-               f"ms b1 {_ms(onnx['latency_ms']['1'])}, ms b32 {_ms(onnx['latency_ms']['32'])}, "
-               f"{_fmt(onnx['size_mb'])} MiB (best/: {_fmt(onnx['pytorch']['size_mb'])} MiB)")
+    print_training(results, out.best, out.results)
     return 0
 
 
@@ -154,65 +90,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                             max_samples=args.max_samples, max_length=args.max_length,
                             batch_size=args.batch_size, latency=not args.no_latency,
                             latency_repeats=args.latency_repeats)
-    metrics = result["metrics"]
-    _print(f"{result['model']} ({result['runtime']}) on {result['data']} "
-           f"({result['examples']} examples, labels {result['label_names']}):")
-    rows = [["accuracy", metrics["accuracy"]], ["f1", metrics["f1"]], ["mcc", metrics["mcc"]],
-            ["params", result["params"]], ["size on disk MiB (model files)", result["size_mb"]]]
-    if "latency_ms" in result:
-        for b in ("1", "32"):
-            rows.append([f"latency ms (batch {b}, {result['seq_len']} tokens)",
-                         _ms(result["latency_ms"][b])])
-            rows.append([f"throughput samples/s (batch {b})",
-                         _ms(result["samples_per_second"][b])])
-    _print(format_table(rows, ["metric", "value"]))
+    print_evaluation(result)
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        _print(f"written: {path}")
+        print_once(f"written: {path}")
     return 0
-
-
-def _student_source(recipe: Any) -> str:
-    spec = recipe.student
-    if spec.kind == "from_teacher":
-        # Block b's output is hidden state b + 1, the number the layer mapping uses.
-        return (f"from_teacher: teacher blocks {spec.from_teacher} (0-based block indices; "
-                f"their outputs are hidden states {[b + 1 for b in spec.from_teacher]})")
-    if spec.kind == "config":
-        shape = spec.config
-        return (f"config: {shape.num_layers} layers, {shape.hidden_size} wide, "
-                f"{shape.num_heads} heads, {shape.intermediate_size} intermediate")
-    blocks = "" if spec.layers is None else f", blocks {spec.layers} (0-based)"
-    return f"pretrained: {spec.pretrained}{blocks}"
-
-
-def _label_table(counts: dict[str, dict[str, int]]) -> str:
-    """Rows per split and class, as ``check`` prints them."""
-    names = list(next(iter(counts.values())))
-    rows = [[split, sum(by_name.values()), *by_name.values()] for split, by_name in
-            counts.items()]
-    return format_table(rows, ["data split", "rows", *names])
-
-
-def _print_steps(recipe: Any, info: dict[str, Any]) -> None:
-    """The steps ``check`` found around training: what ``student.prune`` removes before
-    it, what ``output.quantize`` writes after it."""
-    pruning, onnx_dir = info["pruning"], info["onnx_dir"]
-    if pruning is not None:
-        spec = recipe.student.prune
-        (heads, total), (neurons, width) = pruning["heads"], pruning["neurons"]
-        _print()
-        _print(f"before training, student.prune removes {heads} of {total} attention heads "
-               f"(heads {spec.heads}) and {neurons} of {width} feed-forward neurons per block "
-               f"(ffn {spec.ffn}; intermediate_size {width} -> {width - neurons}), the least "
-               f"important on up to {pruning['batches']} batches of {pruning['batch_size']} "
-               "labelled training rows (not scored by check)")
-    if onnx_dir is not None:
-        _print()
-        _print(f"after training, output.quantize writes best/ as {recipe.output.quantize} "
-               f"to {onnx_dir}, measured on the eval split")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -220,36 +104,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     recipe = _load(args)
     mode = "finetune" if args.finetune or not recipe.teacher_models else "distill"
-    info = describe(recipe, mode)
-    built = info["built"]
-    _print(f"# {args.recipe}: valid ({mode})")
-    _print(recipe.to_yaml().rstrip())
-    _print()
-    rows = [[f"teacher {i}" if len(info["params"]["teachers"]) > 1 else "teacher", n, ref]
-            for i, (n, ref) in enumerate(zip(info["params"]["teachers"], recipe.teacher_models))]
-    rows.append(["student", info["params"]["student"], _student_source(recipe)])
-    if info["params"]["projections"]:
-        rows.append(["projections", info["params"]["projections"], "trained, not exported"])
-    _print(format_table(rows, ["model", "params", "source"]))
-    _print()
-    if mode == "distill":
-        _print("layer mapping, in hidden-state numbers (0 = embeddings, i = output of the "
-               "i-th block = 0-based block i - 1):")
-        _print(info["mapping_table"])
-    else:
-        _print("fine-tuning: no teacher, no layer mapping")
-    if built.label_counts is not None:
-        _print()
-        _print(_label_table(built.label_counts))
-    _print_steps(recipe, info)
-    notes = [*recipe.notes, *built.notes, *info["plan"].notes]
-    if recipe.data.dataset is None:
-        for key in ("train", "eval"):
-            path = getattr(recipe.data, key)
-            if not Path(path).is_file():
-                notes.append(f"data.{key} does not exist (yet): {path}")
-    for note in notes:
-        _print(f"note: {note}")
+    print_check(args.recipe, recipe, mode, describe(recipe, mode))
     return 0
 
 
@@ -261,12 +116,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         out = export_run(args.run_dir, args.hub_dir, repo_id=args.push,
                          overwrite=args.overwrite, private=args.private)
     except HubUnavailableError:
-        _print(f"exported: {args.hub_dir} (complete; not pushed)")
+        print_once(f"exported: {args.hub_dir} (complete; not pushed)")
         raise
-    _print(f"exported: {out['path']}")
-    _print(f"  load it with AutoModelForSequenceClassification.from_pretrained({out['path']!r})")
+    print_once(f"exported: {out['path']}")
+    print_once("  load it with AutoModelForSequenceClassification.from_pretrained("
+               f"{out['path']!r})")
     if out["url"]:
-        _print(f"pushed: {out['url']}")
+        print_once(f"pushed: {out['url']}")
     return 0
 
 
@@ -275,14 +131,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     out = quantize_model(args.source, args.out_dir, method=args.method, data=args.data,
                          overwrite=args.overwrite, latency_repeats=args.latency_repeats,
-                         log=_print)
-    rows = [[row["model"], row["accuracy"], row["f1"], row["params"], row["size_mb"],
-             _ms(row["latency_ms_b1"]), _ms(row["latency_ms_b32"])] for row in out["rows"]]
-    _print()
-    _print(format_table(rows, ["model", "accuracy", "f1", "params", "MiB", "ms b1", "ms b32"]))
-    _print(f"latency: {out['rows'][0]['seq_len']} tokens, {out['rows'][0]['threads']} threads; "
-           + (f"accuracy on {out['data']}" if out["data"] else "no eval data: pass --data"))
-    _print(f"written: {out['path']}  (model.onnx, config.json, tokenizer, README.md)")
+                         log=print_once)
+    print_quantized(out)
     return 0
 
 
@@ -291,20 +141,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     out = prune_model(args.source, args.out_dir, heads=args.heads, ffn=args.ffn,
                       data=args.data, batches=args.batches, batch_size=args.batch_size,
-                      overwrite=args.overwrite, log=_print)
-    record = out["record"]
-    rows = [[row["block"], ", ".join(map(str, row["heads_removed"])) or "-",
-             " ".join(f"{s:.2f}" for s in row["head_importance"]),
-             f"{row['ffn_importance_removed']:.1%}"] for row in out["layers"]]
-    _print()
-    _print(format_table(rows, ["block", "heads removed", "head importance",
-                               "FFN importance removed"]))
-    width = record["intermediate_size"]
-    _print(f"scored {record['examples']} examples in {record['batches']} batches; "
-           f"intermediate_size {width['before']} -> {width['after']}; params "
-           f"{_fmt(out['params']['before'])} -> {_fmt(out['params']['after'])} "
-           f"({_fmt(out['params']['zeroed'])} in zeroed heads)")
-    _print(f"written: {out['path']}  (recover accuracy with a distill run: README, Pruning)")
+                      overwrite=args.overwrite, log=print_once)
+    print_pruned(out)
     return 0
 
 

@@ -483,23 +483,7 @@ class Distiller:
         window.add(LossOutput(kept[-1], dict(zip(names[:-1], kept[:-1]))), 1,
                    sum(len(positions) for positions in group))
         window.steps += 1
-        if guard.on_device:
-            inner = getattr(run.optimizer, "optimizer", run.optimizer)
-            # The fused update reads this on the device and leaves everything as it was
-            # where it is 1: a skip without a host sync (the GradScaler's mechanism).
-            inner.found_inf = bad.float()
-            try:
-                run.optimizer.step()
-            finally:
-                del inner.found_inf
-            run.scheduler.step()
-        else:
-            guard.check()
-            # Under fp16 the GradScaler skips the step itself (see nonfinite).
-            if acc.scaler is not None or not bool(bad):
-                run.optimizer.step()
-                if not acc.optimizer_step_was_skipped:
-                    run.scheduler.step()
+        guard.step(acc, run.optimizer, run.scheduler, bad)
         run.optimizer.zero_grad(set_to_none=True)
         self.projections.zero_grad(set_to_none=True)
 

@@ -40,7 +40,7 @@ def data_config_for(spec: str, *, text_columns: Sequence[str] | None = None,
         ConfigError: an unrecognised spec.
         FileNotFoundError: a missing file.
     """
-    from .data.loading import DataConfig
+    from .data.config import DataConfig
     from .data.sst2 import sst2_data_config
 
     overrides: dict[str, Any] = {}

@@ -3,9 +3,9 @@
 :func:`export_model` writes a directory that plain ``transformers`` loads
 (``AutoModelForSequenceClassification.from_pretrained(dir)``): ``config.json`` with the
 class names, ``model.safetensors``, the tokenizer files and a ``README.md`` model card
-(:func:`build_model_card`). The directory appears complete or not at all: everything is
-written to a temporary sibling first and renamed into place (:func:`publish_directory`,
-which ``textdistill quantize`` shares).
+(:func:`~textdistill.model_card.build_model_card`). The directory appears complete or not
+at all: everything is written to a temporary sibling first and renamed into place
+(:func:`publish_directory`, which ``textdistill quantize`` shares).
 
 :func:`push_to_hub` uploads such a directory; without network access it fails with
 :class:`HubUnavailableError` and leaves the directory alone, to be pushed later.
@@ -15,28 +15,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 
-from .config import plain_data
 from .errors import HubUnavailableError
+from .model_card import build_model_card
 from .models.adaptors import unwrap_model
 from .nonfinite import check_finite_weights
 from .permissions import with_usual_permissions
 
 _README = "README.md"
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
-# What the Hub accepts as a repo id ("name" or "owner/name").
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-TAGS = ["textdistill", "knowledge-distillation", "text-classification"]
 
 
 # ------------------------------------------------------------------------------ export
@@ -188,203 +183,6 @@ def replace_model_card(hub_dir: str | os.PathLike, card: ModelCard) -> None:
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- model card
-
-
-def _cell(key: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int) and "param" in key.lower():
-        return f"{value / 1e6:.1f}M"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
-
-
-def results_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A markdown table of ``rows`` (columns in order of first appearance)."""
-    if not rows:
-        return "_No results recorded._"
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(c, row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _hub_id(name: str | None) -> str | None:
-    """``name`` if it can be a Hub repo id (not a local path), else None."""
-    if not name or not _REPO_ID.match(name) or Path(name).exists():
-        return None
-    return name
-
-
-def _link(name: str | None) -> str:
-    if name is None:
-        return "an unspecified model"
-    return f"[{name}](https://huggingface.co/{name})" if _hub_id(name) else f"`{name}`"
-
-
-_CARD_TEMPLATE = """\
----
-{metadata}
----
-
-# {model_name}
-
-{model_name} is a text classifier {origin} on {dataset}. {contents}.
-
-## Results
-
-{eval_summary}{results}
-
-## Usage
-
-```python
-{usage}
-```
-
-## {config_title}
-
-```yaml
-{config_yaml}```
-"""
-
-_TRANSFORMERS_USAGE = """\
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-model = AutoModelForSequenceClassification.from_pretrained("{model_id}")
-tokenizer = AutoTokenizer.from_pretrained("{model_id}")
-
-classifier = pipeline("text-classification", model="{model_id}")
-print(classifier({pipeline_input}))"""
-
-_ONNX_USAGE = """\
-import onnxruntime
-from transformers import AutoConfig, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{model_id}")
-config = AutoConfig.from_pretrained("{model_id}")
-session = onnxruntime.InferenceSession("{model_id}/model.onnx")
-
-batch = tokenizer({tokenizer_input}, return_tensors="np")
-feed = {{i.name: batch[i.name].astype("int64") for i in session.get_inputs()}}
-logits = session.run(["logits"], feed)[0]
-print(config.id2label[int(logits.argmax(-1)[0])])"""
-
-
-# The usage snippets' input when the card knows no text of the model's own data.
-_PLACEHOLDER_TEXT = "Replace me by any text you'd like to classify."
-
-
-def _usage(model_name: str, example: Mapping[str, str] | None, onnx: bool) -> str:
-    """The usage snippet, run on ``example`` (``{"text"}`` or ``{"text", "text_pair"}``)."""
-    text = (example or {}).get("text") or _PLACEHOLDER_TEXT
-    pair = (example or {}).get("text_pair")
-    if onnx:
-        texts = f"[{text!r}]" + (f", [{pair!r}]" if pair else "")
-        return _ONNX_USAGE.format(model_id=model_name, tokenizer_input=texts)
-    pipeline_input = repr(text) if not pair else f"{{'text': {text!r}, 'text_pair': {pair!r}}}"
-    return _TRANSFORMERS_USAGE.format(model_id=model_name, pipeline_input=pipeline_input)
-
-
-def _origin(teacher_name: str | None, fine_tuned: bool) -> str:
-    if fine_tuned:
-        return f"fine-tuned with textdistill from {_link(teacher_name)}"
-    if teacher_name is None:
-        return "trained"
-    return f"distilled with textdistill from the teacher {_link(teacher_name)}"
-
-
-def _contents(fine_tuned: bool, onnx_graph: str | None) -> str:
-    if onnx_graph is not None:
-        return f"It is an ONNX model for ONNX Runtime, with its tokenizer: {onnx_graph}"
-    return ("It is a standard Hugging Face model: " +
-            ("the fine-tuned model as it was trained" if fine_tuned else
-             "the student alone, with no distillation-only parts"))
-
-
-def build_model_card(
-    *,
-    model_name: str,
-    teacher_name: str | None,
-    dataset_name: str | None,
-    metrics: Mapping[str, Any],
-    results_table: Sequence[Mapping[str, Any]],
-    distill_config: Mapping[str, Any],
-    fine_tuned: bool = False,
-    onnx_graph: str | None = None,
-    eval_summary: str | None = None,
-    example: Mapping[str, str] | None = None,
-    license: str = "apache-2.0",
-    language: str = "en",
-) -> ModelCard:
-    """A model card (README.md) for an exported student; builds offline.
-
-    Args:
-        model_name: the model's Hub id or name (used in the usage snippet).
-        teacher_name: the teacher's Hub id (for ``fine_tuned``: the model it started
-            from); becomes ``base_model`` when it is one.
-        dataset_name: the training data's Hub id (``datasets`` metadata) or a description.
-        metrics: final eval metrics, e.g. ``{"accuracy": 0.91}``; their names go in the
-            metadata and numeric values in ``model-index``.
-        results_table: rows of the results table, e.g. ``{"model": "teacher",
-            "accuracy": 0.899, "params": 22700000, "latency_ms_b1": 5.1}``.
-        distill_config: the distillation settings, shown as YAML.
-        fine_tuned: the model was fine-tuned on labels (``textdistill finetune``), not
-            distilled: the card says so instead of naming a teacher.
-        onnx_graph: the directory holds an ONNX graph (``textdistill quantize``), not
-            PyTorch weights: this sentence describes it (how it was made), and the card
-            shows ONNX Runtime usage and ``library_name: onnx``.
-        eval_summary: what the results were measured on (which data, how many
-            examples, when), a paragraph above the table.
-        example: an input from the model's own data for the usage snippet,
-            ``{"text": ...}`` (``"text_pair"`` too for sentence pairs); without it the
-            snippet runs on a placeholder sentence.
-        license / language: card metadata.
-    """
-    dataset_id = _hub_id(dataset_name)
-    # model-index entries (the Hub's evaluation results) need a dataset id and numbers.
-    eval_results = [
-        EvalResult(task_type="text-classification", dataset_type=dataset_id,
-                   dataset_name=dataset_id, metric_type=name, metric_value=float(value))
-        for name, value in metrics.items()
-        if dataset_id and isinstance(value, (int, float)) and not isinstance(value, bool)
-    ]
-    data = ModelCardData(
-        model_name=model_name if eval_results else None,
-        eval_results=eval_results or None,
-        base_model=_hub_id(teacher_name),
-        datasets=[dataset_id] if dataset_id else None,
-        metrics=list(metrics) or None,
-        license=license,
-        language=language,
-        library_name="transformers" if onnx_graph is None else "onnx",
-        pipeline_tag="text-classification",
-        tags=list(TAGS) if onnx_graph is None else [*TAGS, "onnx"],
-    )
-    config_yaml = yaml.safe_dump(plain_data(dict(distill_config)), sort_keys=False,
-                                 default_flow_style=False) if distill_config else "{}\n"
-    content = _CARD_TEMPLATE.format(
-        metadata=data.to_yaml(),
-        model_name=model_name,
-        origin=_origin(teacher_name, fine_tuned),
-        contents=_contents(fine_tuned, onnx_graph),
-        usage=_usage(model_name, example, onnx=onnx_graph is not None),
-        eval_summary=f"{eval_summary}\n\n" if eval_summary else "",
-        config_title="Training config" if fine_tuned else "Distillation config",
-        dataset=f"`{dataset_name}`" if dataset_name else "its training data",
-        results=results_markdown(results_table),
-        config_yaml=config_yaml,
-    )
-    return ModelCard(content)
 
 
 # ---------------------------------------------------------------------------------- hub

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -186,6 +187,33 @@ class NonFiniteGuard:
             f"{int(self._hit_start)} and stayed so for {self.limit} steps in a row, which "
             f"were skipped (train.max_nonfinite_steps: {self.limit}); lower train.lr, keep "
             "train.max_grad_norm set, or check the data and the distill weights")
+
+    def step(self, accelerator, optimizer: torch.optim.Optimizer, scheduler: Any,
+             bad: torch.Tensor) -> None:
+        """Step ``optimizer`` and ``scheduler`` for the step :meth:`observe` called ``bad``,
+        or skip it when non-finite: through ``found_inf`` on the device, else on the host
+        (see the module docstring).
+
+        Raises:
+            NonFiniteError: on the host, the step that reached the limit (:meth:`check`).
+        """
+        if self.on_device:
+            inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper
+            # The fused update reads this on the device and leaves everything as it was
+            # where it is 1: a skip without a host sync (the GradScaler's mechanism).
+            inner.found_inf = bad.float()
+            try:
+                optimizer.step()
+            finally:
+                del inner.found_inf
+            scheduler.step()
+            return
+        self.check()
+        # Under fp16 the GradScaler skips the step itself (see the module docstring).
+        if accelerator.scaler is not None or not bool(bad):
+            optimizer.step()
+            if not accelerator.optimizer_step_was_skipped:
+                scheduler.step()
 
     def take_skipped(self) -> int:
         """The non-finite (skipped) steps since the last call (reads the device)."""

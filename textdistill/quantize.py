@@ -35,7 +35,8 @@ import torch
 from .build import load_classifier, load_tokenizer
 from .errors import ConfigError
 from .evaluation import data_config_for, evaluate_model, load_evaluable, model_costs
-from .export import build_model_card, check_target, fix_label_maps, publish_directory
+from .export import check_target, fix_label_maps, publish_directory
+from .model_card import build_model_card, run_card_inputs
 from .onnx_model import (
     METHODS,
     ONNX_FILE,
@@ -48,7 +49,6 @@ from .prune import RECORD_KEY
 from .pruning import zeroed_heads
 from .recipe import Recipe
 from .run_dir import RunDir
-from .runner import run_card_inputs
 
 _KEY = "MODEL_OR_RUN_DIR"
 
@@ -69,7 +69,7 @@ def _source(path: Path) -> tuple[Path, RunDir | None]:
 
 def _default_seq_len() -> int:
     """Latency length without eval data: ``data.max_length``'s default, what runs use."""
-    from .data.loading import DataConfig
+    from .data.config import DataConfig
 
     return next(f.default for f in dataclasses.fields(DataConfig) if f.name == "max_length")
 

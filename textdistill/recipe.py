@@ -7,7 +7,7 @@ A recipe has six sections::
     student:  exactly one of  from_teacher: [0, 2, 4]
                               config: {num_layers, hidden_size, num_heads, intermediate_size}
                               pretrained: <id | dir | python:<module>>
-    data:     DataConfig          (textdistill.data.loading)
+    data:     DataConfig          (textdistill.data.config)
               data.augment: AugmentConfig (textdistill.data.augment), distill only
     distill:  DistillationConfig  (textdistill.config)
     train:    TrainingConfig without output_dir (output.dir)
@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from .config import DistillationConfig, TrainingConfig
-from .data.loading import DataConfig
+from .data.config import DataConfig
 from .errors import ConfigError
 from .migrate import migrate_recipe, migrated_key
 from .refs import local_path, normalize_model_ref

@@ -21,18 +21,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .build import build
-from .config import TrainingConfig, plain_data
+from .config import TrainingConfig
 from .errors import ConfigError, TrainingInterrupted
-from .recipe import Recipe, recipe_from_dict
-from .refs import PYTHON_PREFIX
+from .recipe import Recipe
+from .resume import check_resume
 from .run_dir import RunDir
 from .run_lock import RunLock
 from .speed import latency_profile
@@ -74,69 +72,6 @@ def check_output_dir(recipe: Recipe, resume: bool) -> list[str]:
             "and results), or choose another output.dir"
         )
     return found
-
-
-# Recipe keys a resumed run may change: how long it trains, what it evaluates, logs and
-# keeps when, and what it makes of best/ after training. Every other key shapes the state
-# a checkpoint holds (models, optimizer, schedule, data order) or what the steps compute,
-# so a change would mix two runs.
-RESUMABLE_KEYS = frozenset({
-    "train.max_steps", "train.epochs", "train.eval_steps", "train.save_steps",
-    "train.logging_steps", "train.save_total_limit", "train.early_stopping_patience",
-    "train.report_to", "train.progress_bar", "train.max_nonfinite_steps", "data.cache_dir",
-    "output.quantize",
-})
-# Where and how a run starts, not what it is: a run directory may be moved and resumed.
-_NOT_COMPARED = ("output.dir", "output.overwrite")
-
-
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": value}`` for nested mappings; lists stay values."""
-    if not isinstance(data, dict):
-        return {prefix: data}
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        flat |= _flat(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}")
-    return flat
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def check_resume(recipe: Recipe, resume: bool) -> list[str]:
-    """With ``resume``, compare ``recipe`` with the ``recipe.yaml`` the run started with.
-
-    Returns:
-        A note per changed key of :data:`RESUMABLE_KEYS` (empty without ``resume`` or
-        without a saved recipe).
-
-    Raises:
-        ConfigError: another key differs; the message lists every differing key.
-    """
-    path = RunDir(recipe.output_dir).recipe
-    if not resume or not path.is_file():
-        return []
-    saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    try:  # the saved recipe with today's defaults and key names, like the new one
-        saved = recipe_from_dict(saved, source=recipe.source).to_dict()
-    except ConfigError:
-        pass
-    old, new = _flat(saved), _flat(recipe.to_dict())
-    changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k) != new.get(k) and k not in _NOT_COMPARED)
-    refused = [k for k in changed if k not in RESUMABLE_KEYS]
-    if refused:
-        raise ConfigError(
-            f"--resume: the recipe differs from the one {recipe.output_dir} started with "
-            f"({path.name}) in "
-            + ", ".join(f"{k} ({_short(old.get(k))} -> {_short(new.get(k))})" for k in refused)
-            + f"; only {', '.join(sorted(RESUMABLE_KEYS))} may change on resume. Resume with "
-            "the saved recipe, or start over (--set output.overwrite=true, or another "
-            "output.dir)")
-    return [f"resuming with {k} changed: {_short(old.get(k))} -> {_short(new.get(k))}"
-            for k in changed]
 
 
 def prepare_output_dir(recipe: Recipe, resume: bool, log: Log = print) -> Path:
@@ -345,7 +280,7 @@ def run_recipe(recipe: Recipe, mode: str, *, resume: bool = False, log: Log = pr
     Raises:
         ConfigError, FileNotFoundError, FileExistsError: bad input (see
             :func:`~textdistill.build.build`, :func:`prepare_output_dir`,
-            :func:`check_resume`).
+            :func:`~textdistill.resume.check_resume`).
         RunLockedError: another run uses ``output.dir``
             (:class:`~textdistill.run_lock.RunLock`).
         MissingExtraError: ``output.quantize`` without the deploy extra (before training).
@@ -449,121 +384,6 @@ def describe(recipe: Recipe, mode: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- export
 
 
-def _display_name(ref: str | None) -> str | None:
-    """A model reference as a model card shows it: Hub ids as they are, local directories
-    relative to the cwd or as ``local:<parent>/<name>`` (never mistaken for a Hub id)."""
-    if ref is None or ref.startswith(PYTHON_PREFIX) or not Path(ref).is_absolute():
-        return ref
-    path = Path(ref)
-    try:
-        relative = path.relative_to(Path.cwd())
-        if len(relative.parts) > 2:  # "a/b" could pass for a Hub id
-            return str(relative)
-    except ValueError:
-        pass
-    return f"local:{path.parent.name}/{path.name}"
-
-
-def _non_default(section: dict[str, Any], cls: type, keep: Sequence[str] = ()) -> dict[str, Any]:
-    """``section`` without the entries left at ``cls``'s defaults (``keep`` always stays)."""
-
-    defaults = plain_data(cls())
-    return {k: v for k, v in section.items() if k in keep or defaults.get(k, object()) != v}
-
-
-def _card_inputs(results: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
-    fine_tuned = results.get("mode") == "finetune"
-    teachers = results.get("teacher") or (recipe.get("teacher") or {}).get("model")
-    if fine_tuned:  # the card names the model it started from, not a teacher
-        teachers = (recipe.get("student") or {}).get("pretrained") or teachers
-    if isinstance(teachers, str):
-        teachers = [teachers]
-    teacher_name = _display_name(teachers[0]) if teachers else None
-    data = recipe.get("data") or {}
-    if data.get("dataset"):
-        dataset_name = data["dataset"]
-    elif data.get("train"):
-        train = Path(data["train"])
-        dataset_name = f"{train.parent.name} (local {train.name})"
-    else:
-        dataset_name = None
-    rows = []
-    params = results.get("params") or {}
-    latency = results.get("latency") or {}
-    if results.get("teacher_eval"):
-        rows.append(_card_row("teacher", results["teacher_eval"], params.get("teacher"),
-                              latency.get("teacher")))
-    rows.append(_card_row("this model" if fine_tuned else "student (this model)",
-                          results.get("best_eval") or {}, params.get("student"),
-                          latency.get("student")))
-    from .config import DistillationConfig
-
-    config = {key: recipe[key] for key in ("student",) if key in recipe}
-    if not fine_tuned and isinstance(recipe.get("distill"), dict):
-        # The settings that shape this student, not every default.
-        config["distill"] = _non_default(recipe["distill"], DistillationConfig, keep=(
-            "temperature", "logit_loss", "soft_weight", "hard_weight", "intermediate_weight",
-            "matches"))
-    train = recipe.get("train") or {}
-    config["train"] = {k: train[k] for k in ("epochs", "max_steps", "batch_size", "lr", "seed",
-                                             "precision") if k in train}
-    config["data"] = {k: data[k] for k in ("max_length", "max_train_samples") if k in data}
-    return {"teacher_name": teacher_name, "dataset_name": dataset_name,
-            "fine_tuned": fine_tuned,
-            "metrics": results.get("best_eval") or {}, "results_table": rows,
-            "distill_config": config, "eval_summary": _eval_summary(results, data),
-            "example": results.get("eval_example")}
-
-
-def _eval_summary(results: dict[str, Any], data: dict[str, Any]) -> str | None:
-    """What the card's results were measured on: the run's eval data, how many examples
-    (a subset says so), and when; ``None`` when ``results.json`` does not say."""
-    examples = results.get("eval_examples")
-    if not isinstance(examples, int):
-        return None
-    if data.get("dataset"):
-        source = f"the `{data.get('eval')}` split of `{data['dataset']}`"
-    elif data.get("eval"):
-        source = f"`{Path(data['eval']).name}`"
-    else:
-        source = "the run's evaluation data"
-    subset = data.get("max_eval_samples")
-    amount = (f"{examples:,} examples of {source} (a seeded random subset, "
-              f"`data.max_eval_samples: {subset}`)" if isinstance(subset, int)
-              and examples >= subset else f"all {examples:,} examples of {source}")
-    when = []
-    if results.get("teacher_eval"):
-        when.append("the teacher before training")
-    best, final = results.get("best_step"), results.get("final_step")
-    step = f" (step {best} of {final})" if best is not None and final is not None else ""
-    when.append(f"this model at its best evaluation{step}, the weights published here")
-    text = f"Accuracy and F1 were measured on {amount}: {', '.join(when)}."
-    latency = results.get("latency") or {}
-    if latency.get("seq_len"):
-        text += (f" Latency: ms per forward pass at batch sizes 1 and 32, "
-                 f"{latency['seq_len']} tokens, on {latency.get('device', '?')}.")
-    return text
-
-
-def _card_row(name: str, metrics: dict[str, Any], params: Any, latency: Any) -> dict[str, Any]:
-    latency = latency or {}
-    return {"model": name, "accuracy": metrics.get("accuracy"), "f1": metrics.get("f1"),
-            "params": params, "latency_ms_b1": latency.get("1"),
-            "latency_ms_b32": latency.get("32")}
-
-
-def run_card_inputs(run: RunDir) -> dict[str, Any]:
-    """The model-card arguments (teacher, dataset, metrics, results table, config) of a
-    run, from its ``results.json`` and ``recipe.yaml`` (either may be missing)."""
-    results: dict[str, Any] = {}
-    if run.results.is_file():
-        results = json.loads(run.results.read_text(encoding="utf-8"))
-    recipe: dict[str, Any] = {}
-    if run.recipe.is_file():
-        recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8")) or {}
-    return _card_inputs(results, recipe)
-
-
 def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
                repo_id: str | None = None, overwrite: bool = False,
                private: bool = False) -> dict[str, Any]:
@@ -587,13 +407,8 @@ def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .export import (
-        build_model_card,
-        export_model,
-        is_export_of,
-        push_to_hub,
-        replace_model_card,
-    )
+    from .export import export_model, is_export_of, push_to_hub, replace_model_card
+    from .model_card import build_model_card, run_card_inputs
 
     run = RunDir(run_dir)
     best = run.best
@@ -612,5 +427,5 @@ def export_run(run_dir: str | os.PathLike, hub_dir: str | os.PathLike, *,
     return {"path": str(path), "url": url}
 
 
-__all__ = ["RESUMABLE_KEYS", "check_output_dir", "check_resume", "describe", "export_run",
-           "make_distiller", "prepare_output_dir", "run_card_inputs", "run_recipe"]
+__all__ = ["check_output_dir", "describe", "export_run", "make_distiller", "prepare_output_dir",
+           "run_recipe"]

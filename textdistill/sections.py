@@ -1,7 +1,7 @@
 """The teacher, student and output sections of a recipe.
 
 (The data, distill and train sections are the engine's own configs:
-:class:`~textdistill.data.loading.DataConfig`, :class:`~textdistill.config.DistillationConfig`
+:class:`~textdistill.data.config.DataConfig`, :class:`~textdistill.config.DistillationConfig`
 and :class:`~textdistill.config.TrainingConfig`.)
 """
 

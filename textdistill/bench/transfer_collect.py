@@ -36,7 +36,8 @@ def validation_accuracy(run: Path, validation_file: Path) -> tuple[float, int]:
         saved = json.loads(note.read_text())
         return saved["accuracy"], saved["examples"]
     from ..build import load_classifier, load_tokenizer
-    from ..data.loading import DataConfig, load_raw_splits, tokenize_splits
+    from ..data.config import DataConfig
+    from ..data.loading import load_raw_splits, tokenize_splits
     from ..schema import from_dict
     from .fidelity import logits
 

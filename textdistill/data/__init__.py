@@ -1,6 +1,6 @@
-"""Data: loading and tokenizing text datasets (:mod:`.loading`), transfer-set augmentation
-(:mod:`.augment`), unlabeled transfer texts (:mod:`.transfer`), GLUE SST-2 (:mod:`.sst2`),
-batching (:mod:`.batching`).
+"""Data: the data section (:mod:`.config`), loading and tokenizing text datasets
+(:mod:`.loading`), transfer-set augmentation (:mod:`.augment`), unlabeled transfer texts
+(:mod:`.transfer`), GLUE SST-2 (:mod:`.sst2`), batching (:mod:`.batching`).
 
 The loading and augmentation names are imported on first use, so
 ``textdistill.data.batching`` (which the training loop imports) does not pull in
@@ -14,13 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .augment import AUGMENTED_COLUMN, AugmentConfig, augment_dataset, neighbour_table
-    from .loading import (
-        DataConfig,
-        add_teacher_columns,
-        infer_label_names,
-        load_raw_splits,
-        tokenize_splits,
-    )
+    from .config import DataConfig
+    from .loading import add_teacher_columns, infer_label_names, load_raw_splits, tokenize_splits
     from .sst2 import default_sst2_dir, sst2_data_config
     from .transfer import TRANSFER_COLUMN, TransferConfig, load_transfer, train_sources
 
@@ -47,6 +42,7 @@ _MODULES = {
     **dict.fromkeys(("TRANSFER_COLUMN", "TransferConfig", "load_transfer", "train_sources"),
                     ".transfer"),
     **dict.fromkeys(("default_sst2_dir", "sst2_data_config"), ".sst2"),
+    "DataConfig": ".config",
 }
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .loading import DataConfig
+from .config import DataConfig
 
 SST2_HUB_DATASET = "stanfordnlp/sst2"
 SST2_LABEL_NAMES = ["negative", "positive"]

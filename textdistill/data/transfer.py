@@ -35,7 +35,7 @@ from .augment import AUGMENTED_COLUMN
 from .files import DATA_EXTENSIONS, file_format, load_table, seeded_subset
 
 if TYPE_CHECKING:
-    from .loading import DataConfig
+    from .config import DataConfig
 
 TRANSFER_COLUMN = "transfer"
 TEXT_FILE_EXTENSION = ".txt"
