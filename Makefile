@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TOKENIZERS_PARALLELISM ?= false
-# Tests never touch the Hub (each miss would retry for ~25 s). The quickstart and the
-# benchmarks run offline when the local SST-2 copy is there, and fall back to the Hub
-# (stanfordnlp/sst2) when it is not.
+# Tests never touch the Hub (each miss would retry for ~25 s). The quickstart runs
+# offline when the local SST-2 copy is there, and falls back to the Hub (stanfordnlp/sst2)
+# when it is not; the benchmarks need the local copy (their dev splits are carved from its
+# training file).
 LOCAL_SST2 := $(wildcard ../shared/data/sst2/train.tsv)
 test test-slow: export HF_HUB_OFFLINE = 1
 test test-slow: export HF_DATASETS_OFFLINE = 1
@@ -54,7 +55,9 @@ quickstart: $(BENCH_STAMP)
 # A-E, latency, the engine's speed (scripts/bench_engine.py), the transfer section (MPNet
 # teacher, few labels; about 2.5 h more) and the compression section (ONNX Runtime, int8,
 # pruning of the best student; about 10 min more). The same-data part is under 2 h on 2 CPU cores;
-# finished rows are saved in runs/bench and reused, so an interrupted run resumes.
+# finished rows are saved in runs/bench and reused, so an interrupted run resumes. Its rows
+# evaluate on a dev split (every choice is made there): a checkout whose saved rows predate
+# it retrains every student row, not the teacher (about 1.5 h).
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench.py
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from tiny import load_script, write_tiny_classifier
 
 from textdistill.bench import plan, recipes, studies
+from textdistill.bench.dev_split import VALIDATION_NOTE
 
 SENTENCES = 260  # the students' subset in a smoke run (200) and a complement for the studies
 # The transfer section has its own smoke test (test_bench_transfer.py).
@@ -33,7 +35,7 @@ def smoke(bench_workspace):
 
 
 def test_smoke_run_writes_every_row_and_the_page(smoke):
-    _, _, docs, result = smoke
+    _, runs, docs, result = smoke
     teacher = result["teacher"]
     assert 0.0 <= teacher["accuracy"] <= 1.0 and teacher["layers"] == 6
     assert sorted(result["students"]) == list("ABCDE")
@@ -55,8 +57,34 @@ def test_smoke_run_writes_every_row_and_the_page(smoke):
         row = json.loads(Path(variant["run_dirs"][0], "results.json").read_text())
         copies = plan.GRID_COPIES if variant["variant"].endswith("-aug3") else 0
         assert row["train_examples"] == (1 + copies) * result["setup"]["train_subset"]
+    # Every student row evaluated on the dev split, outside the subset; the JSON reports
+    # validation, read once from each row's final model and saved beside it.
+    setup = result["setup"]
+    assert setup["choice_split"] == "dev" and setup["dev_examples"] == recipes.SMOKE_DEV
+    dev_files = set()
+    for variants in result["variants"].values():
+        for v in variants:
+            for run, acc, dev in zip(v["run_dirs"], v["accuracies"], v["dev_accuracies"]):
+                saved = json.loads(Path(run, "results.json").read_text())
+                dev_files.add(yaml.safe_load(Path(run, "recipe.yaml").read_text())["data"]["eval"])
+                assert saved["final_eval"]["accuracy"] == dev
+                assert saved["eval_examples"] == recipes.SMOKE_DEV
+                assert json.loads(Path(run, VALIDATION_NOTE).read_text()) == \
+                    {"accuracy": acc, "examples": setup["eval_examples"]}
+    assert len(dev_files) == 1 and Path(dev_files.pop()).parent.name.startswith(plan.DEV_FOLDER)
+    # The reading is the trainer's own final evaluation: on the teacher, whose runs
+    # evaluate on validation, both agree.
+    from textdistill.bench.dev_split import validation_accuracy
+
+    teacher_run = Path(teacher["run_dir"])
+    final = json.loads((teacher_run / "results.json").read_text())
+    assert validation_accuracy(teacher_run, runs.parent / "sst2" / "validation.tsv",
+                               final["final_step"]) == \
+        pytest.approx((teacher["accuracy"], setup["eval_examples"]))
+    (teacher_run / VALIDATION_NOTE).unlink()  # the benchmark reads the teacher's otherwise
     page = (docs / "benchmarks.md").read_text()
     assert f"{100 * teacher['accuracy']:.2f}" in page and "not yet measured" in page
+    assert "reads the seed-42 rows' accuracy at the end of training on a dev split D" in page
     assert (docs / "benchmarks" / "accuracy.png").stat().st_size > 0
     assert (docs / "benchmarks" / "tradeoff.png").stat().st_size > 0
 
@@ -64,9 +92,14 @@ def test_smoke_run_writes_every_row_and_the_page(smoke):
 def test_a_second_run_trains_nothing_and_report_renders_the_saved_json(smoke):
     argv, runs, docs, result = smoke
     bench = load_script("bench")
-    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")}
+    stamps = {p: p.stat().st_mtime_ns
+              for p in [*runs.glob("*/results.json"), *runs.glob(f"*/{VALIDATION_NOTE}")]}
+    assert len(list(runs.glob(f"*/{VALIDATION_NOTE}"))) == 10  # every student row's
     assert bench.main(argv + SAME_DATA + ["--skip-speed"]) == 0
-    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/results.json")} == stamps
+    # Nothing trained again, and validation was not read again.
+    assert {p: p.stat().st_mtime_ns
+            for p in [*runs.glob("*/results.json"), *runs.glob(f"*/{VALIDATION_NOTE}")]} \
+        == stamps
     # The grid and the seeds share one teacher-logit cache: one file per transfer set.
     assert len(list((runs / plan.CACHE_DIR).glob("logits-*.safetensors"))) == 2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 import yaml
 from tiny import write_sentiment_tsv, write_tiny_classifier
 
@@ -110,3 +111,77 @@ def test_the_plan_follows_the_best_rows_as_they_finish(tmp_path):
     # Logit-only rows share one teacher-logit cache; rows with matches need the teacher.
     assert recipes.caches_teacher_logits(rows["B-T4-hard0.5-aug3-s42"].recipe)
     assert not recipes.caches_teacher_logits(d.recipe)
+
+
+def _finish(sweep: Sweep, row: Row, dev: float, validation: float) -> None:
+    """``row`` as if it had run: ``dev`` its final accuracy on its eval file, ``validation``
+    its saved validation note (and agreement with the teacher)."""
+    import json
+
+    from textdistill.bench.dev_split import VALIDATION_NOTE
+    from textdistill.bench.fidelity import AGREEMENT_FILE
+    from textdistill.bench.sweep import TEACHER_STAMP
+
+    out = sweep.runs / row.key
+    out.mkdir(parents=True)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(row.recipe))
+    (out / "results.json").write_text(json.dumps({
+        "final_eval": {"accuracy": dev}, "final_step": 3, "train_time_s": 1.0,
+        "train_examples": 10, "wall_time_s": 1.0}))
+    (out / VALIDATION_NOTE).write_text(json.dumps({"accuracy": validation, "examples": 16}))
+    stamp = {"teacher_fingerprint": sweep.teacher_fingerprint()}
+    (out / TEACHER_STAMP).write_text(json.dumps(stamp))
+    (out / AGREEMENT_FILE).write_text(json.dumps({**stamp, "agreement": 0.9}))
+
+
+def test_choices_read_the_dev_split_not_validation(tmp_path):
+    """D and validation disagree on A's init: the plan and the results JSON follow D, and
+    report the validation figures."""
+    from textdistill.bench import collect
+    from textdistill.bench.fidelity import Fidelity
+
+    data = tmp_path / "sst2"
+    write_sentiment_tsv(data, n_train=260, n_eval=16)
+    runs = tmp_path / "runs"
+    budget = recipes.Budget(smoke=True, sst2_dir=data)
+    dev = plan.write_dev(budget, runs)
+    teacher = write_tiny_classifier(runs / "teacher" / "best", num_layers=6)
+    sweep = Sweep(runs, teacher)
+    bench = plan.BenchmarkPlan(plan.RowFactory(sweep, budget, str(teacher), dev.path))
+    pretrained, from_teacher = bench.a_rows()
+    assert pretrained.recipe["data"]["eval"] == from_teacher.recipe["data"]["eval"] \
+        == str(dev.path)
+    _finish(sweep, pretrained, dev=0.90, validation=0.70)
+    _finish(sweep, from_teacher, dev=0.80, validation=0.95)
+
+    assert bench.best_variant("A", [pretrained, from_teacher]) == pretrained
+    assert [row.key for row in bench.a_rows()[2:]] == ["A-pretrained-s43", "A-pretrained-s44"]
+    arch = {"params": 1, "latency_ms_b1": 1.0, "latency_ms_b32": 1.0,
+            "samples_per_second_b32": 1.0}
+    chosen, variants, _ = collect.students(
+        bench, Fidelity(sweep, bench.teacher_row().recipe), {"final_eval": {"accuracy": 0.9}},
+        {"3-layer": arch}, data / "validation.tsv")
+    assert chosen["A"]["variant"] == pretrained.variant
+    assert chosen["A"]["accuracies"] == [0.70] and chosen["A"]["dev_accuracies"] == [0.90]
+
+
+def test_the_dev_split_is_outside_the_students_subset(tmp_path):
+    from textdistill.data.loading import load_raw_splits
+    from textdistill.data.sst2 import sst2_data_config
+
+    data = tmp_path / "sst2"
+    write_sentiment_tsv(data, n_train=260, n_eval=16)
+    budget = recipes.Budget(smoke=True, sst2_dir=data)
+    dev = plan.write_dev(budget, tmp_path / "runs")
+    assert dev == plan.write_dev(budget, tmp_path / "runs")  # the same file again
+    subset = load_raw_splits(sst2_data_config(data, max_train_samples=budget.subset))["train"]
+    lines = dev.path.read_text().splitlines()[1:]
+    assert len(lines) == dev.size == recipes.SMOKE_DEV
+    assert not {line.split("\t")[0] for line in lines} & set(subset["sentence"])
+    whole = set((data / "train.tsv").read_text().splitlines()[1:])
+    assert set(lines) <= whole  # with their gold labels
+    # Too small a pool for D is refused, not silently shrunk.
+    write_sentiment_tsv(tmp_path / "small", n_train=230, n_eval=16)
+    with pytest.raises(ValueError, match="cannot hold a dev split of 40"):
+        plan.write_dev(recipes.Budget(smoke=True, sst2_dir=tmp_path / "small"),
+                       tmp_path / "runs")

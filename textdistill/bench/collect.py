@@ -1,21 +1,24 @@
 """The SST-2 benchmark's results JSON (``docs/benchmarks/results.json``), from saved rows.
 
 Everything its page shows is in this JSON, the setup included: the page is rendered from
-the JSON alone (:mod:`textdistill.bench.report`).
+the JSON alone (:mod:`textdistill.bench.report`). A row's accuracies are on SST-2's
+validation set, read once from the model it ended with; its dev accuracies (D, on which
+the plan chose) are its final evaluations.
 """
 
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 from . import machine, plan, recipes
+from .dev_split import validation_accuracy
 from .fidelity import Fidelity
+from .findings import BARS, choice_score, targets
 from .latency import SEQ_LEN
 from .sweep import Row
 
-# The bar of the benchmark's issue, checked on the numbers (targets()).
-BARS = {"retention_pct": 98.5, "gain_over_A_pts": 1.0, "speedup_b32": 1.8}
 # How long `make bench` may take on 2 CPU cores.
 BUDGET_MINUTES = 120
 
@@ -24,9 +27,12 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def setup(budget: recipes.Budget, eval_examples: int, seeds: tuple[int, ...]) -> dict:
+def setup(budget: recipes.Budget, eval_examples: int, seeds: tuple[int, ...],
+          dev: plan.DevSplit) -> dict:
     """The budget every row shares, and the benchmark's constants its page states."""
-    return {"train_subset": budget.subset, "subset_seed": recipes.SUBSET_SEED,
+    return {"choice_split": "dev", "dev_examples": dev.size, "dev_seed": recipes.DEV_SEED,
+            "dev_pool": dev.pool, "train_subset": budget.subset,
+            "subset_seed": recipes.SUBSET_SEED,
             "train_size": recipes.SST2_TRAIN_SIZE, "epochs_equivalent": budget.epochs,
             "batch_size": recipes.BATCH_SIZE, "lr": recipes.LR,
             "warmup_ratio": recipes.WARMUP_RATIO, "weight_decay": recipes.WEIGHT_DECAY,
@@ -36,16 +42,18 @@ def setup(budget: recipes.Budget, eval_examples: int, seeds: tuple[int, ...]) ->
             "budget_minutes": BUDGET_MINUTES, "smoke": budget.smoke}
 
 
-def summarize(rows: list[Row], results: list[dict], agreements: list[float],
-              teacher_accuracy: float, arch: dict, runs: str) -> dict:
-    """One variant over its seeds."""
-    accs = [res["final_eval"]["accuracy"] for res in results]
+def summarize(rows: list[Row], results: list[dict], accs: list[float],
+              agreements: list[float], teacher_accuracy: float, arch: dict,
+              runs: str) -> dict:
+    """One variant over its seeds; ``accs`` are their validation accuracies."""
     mean, std = mean_std(accs)
+    dev = [res["final_eval"]["accuracy"] for res in results]
     steps = results[0]["final_step"]
     train_time = statistics.fmean(res["train_time_s"] for res in results)
     return {
         "variant": rows[0].variant, "accuracy_mean": mean, "accuracy_std": std,
-        "accuracies": accs, "seeds": [r.seed for r in rows],
+        "accuracies": accs, "dev_accuracies": dev, "dev_accuracy_mean": statistics.fmean(dev),
+        "seeds": [r.seed for r in rows],
         "teacher_agreement_mean": statistics.fmean(agreements),
         "teacher_agreements": agreements,
         "retention_pct": 100.0 * mean / teacher_accuracy, "params": arch["params"],
@@ -60,7 +68,7 @@ def summarize(rows: list[Row], results: list[dict], agreements: list[float],
 
 
 def students(bench: plan.BenchmarkPlan, fidelity: Fidelity, teacher: dict,
-             latency: dict) -> tuple[dict, dict, list[dict]]:
+             latency: dict, validation_file: Path) -> tuple[dict, dict, list[dict]]:
     """(the chosen variant per student, every variant per student, every saved result)."""
     sweep = bench.sweep
     rows = bench.rows()
@@ -78,13 +86,15 @@ def students(bench: plan.BenchmarkPlan, fidelity: Fidelity, teacher: dict,
         summaries = []
         for mine in by_variant.values():
             results = [saved[r.key] for r in mine]
+            accs = [validation_accuracy(sweep.runs / r.key, validation_file,
+                                        res["final_step"])[0] for r, res in zip(mine, results)]
             agreements = [fidelity.agreement(r, res, teacher) for r, res in zip(mine, results)]
-            summaries.append(summarize(mine, results, agreements,
+            summaries.append(summarize(mine, results, accs, agreements,
                                        teacher["final_eval"]["accuracy"], arch,
                                        str(sweep.runs)))
         variants[student] = summaries
         # The variant chosen on the first seed (A: the stronger init), which then got more.
-        chosen[student] = max(summaries, key=lambda s: (len(s["seeds"]), s["accuracies"][0]))
+        chosen[student] = max(summaries, key=choice_score)
     return chosen, variants, [res for res in saved.values() if res is not None]
 
 
@@ -107,13 +117,15 @@ def speed_block(engine: dict) -> dict:
 
 
 def collect(bench: plan.BenchmarkPlan, fidelity: Fidelity, teacher: dict,
-            engine: dict | None, latency: dict) -> dict:
-    """Everything the page shows, from saved rows only."""
-    chosen, variants, saved = students(bench, fidelity, teacher, latency)
+            engine: dict | None, latency: dict, dev: plan.DevSplit,
+            validation_file: Path) -> dict:
+    """Everything the page shows, from saved rows only; ``validation_file`` is read once
+    per row (the teacher's final evaluation is already on it)."""
+    chosen, variants, saved = students(bench, fidelity, teacher, latency, validation_file)
     t_lat = latency["teacher"]
     result: dict[str, Any] = {
         "command": "make bench  (python scripts/bench.py)",
-        "setup": setup(bench.factory.budget, teacher["eval_examples"], bench.seeds),
+        "setup": setup(bench.factory.budget, teacher["eval_examples"], bench.seeds, dev),
         "teacher": {"accuracy": teacher["final_eval"]["accuracy"], "params": t_lat["params"],
                     "layers": t_lat["layers"],
                     "latency_ms_b1": t_lat["latency_ms_b1"],
@@ -137,22 +149,3 @@ def collect(bench: plan.BenchmarkPlan, fidelity: Fidelity, teacher: dict,
     result["targets"] = targets(result)
     return result
 
-
-def targets(result: dict) -> dict:
-    """The issue's bar (``setup.bars``), checked on the numbers above."""
-    bars = result["setup"]["bars"]
-    chosen = result["students"]
-    three = {k: v for k, v in chosen.items() if k in "BCD"}
-    if "A" not in chosen or not three:
-        return {}
-    best_key = max(three, key=lambda k: (len(three[k]["seeds"]), three[k]["accuracy_mean"]))
-    best = three[best_key]
-    gain = 100 * (best["accuracy_mean"] - chosen["A"]["accuracy_mean"])
-    speedup = result["teacher"]["latency_ms_b32"] / best["latency_ms_b32"]
-    return {
-        "best_student": best_key,
-        "retention_pct": best["retention_pct"],
-        "retention_ok": best["retention_pct"] >= bars["retention_pct"],
-        "gain_over_A_pts": gain, "gain_ok": gain >= bars["gain_over_A_pts"],
-        "speedup_b32": speedup, "speedup_ok": speedup >= bars["speedup_b32"],
-    }

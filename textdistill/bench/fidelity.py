@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .dev_split import run_model
 from .sweep import NOTE_PREFIX, Row, Sweep
 
 AGREEMENT_FILE = NOTE_PREFIX + "agreement.json"
@@ -45,14 +46,7 @@ class Fidelity:
     def final_predictions(self, run: Path, result: dict) -> list[int]:
         """The class the model that ``run`` ended with (its last checkpoint: ``best/`` may
         be an earlier step) predicts for every evaluation sentence."""
-        from safetensors.torch import load_file
-
-        from ..build import load_classifier, load_tokenizer
-
-        model = load_classifier(str(run / "best"), "run")
-        model.load_state_dict(load_file(
-            run / "checkpoints" / f"checkpoint-{result['final_step']}" / "model.safetensors"))
-        tokenizer = load_tokenizer(str(run / "best"), "run")
+        model, tokenizer = run_model(run, result["final_step"])
         return logits(model, self._eval_split(tokenizer), tokenizer.pad_token_id) \
             .argmax(-1).tolist()
 

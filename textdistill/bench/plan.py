@@ -10,16 +10,21 @@ Students, 3 layers made of teacher layers 0, 2 and 4 unless said:
 * **D**  C with Decoupled KD (``dkd``) as the logit loss.
 * **E**  a 2-layer student (teacher layers 0 and 3), the recipe of C.
 
-Rows after B's grid depend on finished rows (the best variant so far), so the plan is
-re-made after every run (:meth:`textdistill.bench.sweep.Sweep.run`).
+Every student row evaluates on the dev split D (:func:`write_dev`: training sentences
+outside the subset), and every choice reads the first seed's accuracy on D at the end of
+training; the page reports validation, read once per finished row
+(:func:`textdistill.bench.dev_split.validation_accuracy`). Rows after B's grid depend on
+finished rows (the best variant so far), so the plan is re-made after every run
+(:meth:`textdistill.bench.sweep.Sweep.run`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import recipes
+from . import dev_split, recipes
 from .sweep import Row, Sweep
 
 SEEDS = (42, 43, 44)
@@ -36,19 +41,76 @@ B_GRID = [(2.0, 0.5, GRID_COPIES), (4.0, 0.5, GRID_COPIES), (2.0, 0.0, GRID_COPI
 C_VARIANTS = [("w0.1-anneal", 0.1, 0.0), ("w1-anneal", 1.0, 0.0)]
 TEACHER_KEY = "teacher"
 CACHE_DIR = "teacher_cache"
+DEV_FOLDER = "same-data-dev"
+DEV_FILE = "dev.tsv"
 
 
 def transfer_set(copies: int) -> str:
     return f"aug{copies}" if copies else "noaug"
 
 
-class RowFactory:
-    """Rows trained in ``sweep``'s folder from its teacher, on ``budget``."""
+@dataclass(frozen=True)
+class DevSplit:
+    """The same-data section's dev split D."""
 
-    def __init__(self, sweep: Sweep, budget: recipes.Budget, base_model: str):
+    path: Path
+    size: int
+    pool: int  # distinct training sentences outside the subset, D's source
+
+
+def _subset_and_dev(budget: recipes.Budget, dev_file: Path | None) -> tuple[list[str],
+                                                                           list[str]]:
+    """(the students' training sentences, ``dev_file``'s), as the library reads them."""
+    from ..data.config import DataConfig
+    from ..data.loading import load_raw_splits
+    from ..schema import from_dict
+
+    section = recipes.data_section(budget, budget.subset,
+                                   eval_file=None if dev_file is None else str(dev_file))
+    splits = load_raw_splits(from_dict(DataConfig, section, "data"))
+    return list(splits["train"]["sentence"]), list(splits["eval"]["sentence"])
+
+
+def write_dev(budget: recipes.Budget, runs: Path) -> DevSplit:
+    """D: ``budget.dev`` distinct training sentences outside the students' subset, drawn
+    with ``recipes.DEV_SEED``, in ``<runs>/same-data-dev-<digest>/dev.tsv``. The teacher
+    learnt the whole training set, D included.
+
+    Raises:
+        ValueError: there is no local SST-2 copy, or too few sentences outside the subset.
+        RuntimeError: the file, as the rows read it, shares a text with the subset.
+    """
+    from ..data.transfer import text_key
+
+    if budget.sst2_dir is None:
+        raise ValueError("the dev split is carved from the local SST-2 copy's training "
+                         "file; set $TEXTDISTILL_SST2_DIR")
+    subset = {text_key([s]) for s in _subset_and_dev(budget, None)[0]}
+    rows, _ = dev_split.distinct_rows(budget.sst2_dir / "train.tsv")
+    outside = [row for row in rows if text_key([row[0]]) not in subset]
+    if len(outside) < budget.dev:
+        raise ValueError(f"{budget.sst2_dir / 'train.tsv'}: {len(outside)} distinct "
+                         f"sentences outside the subset cannot hold a dev split of "
+                         f"{budget.dev}")
+    dev = dev_split.shuffled(outside, recipes.DEV_SEED)[:budget.dev]
+    folder = dev_split.write_folder(runs, DEV_FOLDER,
+                                    {DEV_FILE: dev_split.tsv_text(dev, labelled=True)})
+    trained, evaluated = _subset_and_dev(budget, folder / DEV_FILE)
+    if {text_key([s]) for s in trained} & {text_key([s]) for s in evaluated}:
+        raise RuntimeError(f"{folder / DEV_FILE} shares sentences with the students' subset")
+    return DevSplit(folder / DEV_FILE, len(dev), len(outside))
+
+
+class RowFactory:
+    """Rows trained in ``sweep``'s folder from its teacher, on ``budget``; student rows
+    evaluate on ``dev_file`` (None: validation)."""
+
+    def __init__(self, sweep: Sweep, budget: recipes.Budget, base_model: str,
+                 dev_file: Path | None = None):
         self.sweep = sweep
         self.budget = budget
         self.base_model = base_model
+        self.dev_file = None if dev_file is None else str(dev_file)
 
     def key(self, name: str) -> str:
         """A row's run directory; another budget (epochs) gets its own rows beside the
@@ -68,7 +130,8 @@ class RowFactory:
         """No KD: ``source``'s blocks ``layers`` on the subset's labels; its run directory
         is ``<name>-s<seed>``."""
         key = self.key(f"{name}-s{seed}")
-        recipe = recipes.label_recipe(self.budget, source, layers, seed, self.sweep.runs / key)
+        recipe = recipes.label_recipe(self.budget, source, layers, seed, self.sweep.runs / key,
+                                      eval_file=self.dev_file)
         return Row(key, student, variant, "finetune", recipe, seed, layers)
 
     def kd_row(self, student: str, variant: str, distill: dict[str, Any], copies: int,
@@ -76,7 +139,8 @@ class RowFactory:
         key = self.key(f"{student}-{variant}-s{seed}")
         runs = self.sweep.runs
         recipe = recipes.kd_recipe(self.budget, str(self.sweep.teacher_dir), layers, distill,
-                                   copies, seed, runs / key, runs / CACHE_DIR)
+                                   copies, seed, runs / key, runs / CACHE_DIR,
+                                   eval_file=self.dev_file)
         return Row(key, student, variant, "distill", recipe, seed, layers)
 
 
@@ -85,7 +149,8 @@ def teacher_dir(runs: Path) -> Path:
 
 
 class BenchmarkPlan:
-    """Students A-E; ``seeds`` are the ones a chosen variant runs (the first picks it)."""
+    """Students A-E; ``seeds`` are the ones a chosen variant runs (the first picks it, on
+    the factory's dev split)."""
 
     def __init__(self, factory: RowFactory, seeds: tuple[int, ...] = SEEDS):
         self.factory = factory
@@ -144,16 +209,20 @@ class BenchmarkPlan:
                     for seed in self.seeds[1:]]
         return new
 
+    def dev_accuracy(self, row: Row) -> float | None:
+        """``row``'s accuracy at the end of training on its eval file, D; None until it
+        ran."""
+        return self.sweep.accuracy(row)
+
     def best_variant(self, student: str, rows: list[Row]) -> Row | None:
-        """The first-seed row of ``student`` with the best accuracy; None until all ran."""
+        """The first-seed row of ``student`` with the best dev accuracy (the first on a
+        tie); None until all ran."""
         mine = [r for r in rows if r.student == student and r.seed == SEEDS[0]]
-        scores = [self.sweep.accuracy(r) for r in mine]
-        if not mine or any(s is None for s in scores):
-            return None
-        return mine[max(range(len(mine)), key=lambda i: scores[i])]
+        best = dev_split.best_index([self.dev_accuracy(r) for r in mine])
+        return None if best is None else mine[best]
 
     def best_three_layer(self, rows: list[Row]) -> Row | None:
         candidates = [self.best_variant(s, rows) for s in ("B", "C", "D")]
         if any(c is None for c in candidates):
             return None
-        return max(candidates, key=self.sweep.accuracy)
+        return candidates[dev_split.best_index([self.dev_accuracy(c) for c in candidates])]

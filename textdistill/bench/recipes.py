@@ -21,6 +21,9 @@ SHARED_SST2 = CHECKOUT.parent / "shared" / "data" / "sst2"
 # The budget every student row shares (the teacher's own is in TEACHER_RECIPE).
 SUBSET = 20_000
 SUBSET_SEED = 42
+# The dev split D every choice is made on: training sentences outside the subset.
+DEV = 2_000
+DEV_SEED = 42
 SST2_TRAIN_SIZE = 67_349
 EPOCHS = 2
 BATCH_SIZE = 32
@@ -29,6 +32,7 @@ WARMUP_RATIO = 0.06
 WEIGHT_DECAY = 0.01
 MAX_LENGTH = 64
 SMOKE_EXAMPLES = 200
+SMOKE_DEV = 40
 SMOKE_STEPS = 3
 THREE_LAYERS = (0, 2, 4)
 TWO_LAYERS = (0, 3)
@@ -51,6 +55,11 @@ class Budget:
         """The students' training sentences."""
         return SMOKE_EXAMPLES if self.smoke else SUBSET
 
+    @property
+    def dev(self) -> int:
+        """The dev split's sentences."""
+        return SMOKE_DEV if self.smoke else DEV
+
 
 def find_sst2() -> Path | None:
     """The local SST-2 copy: ``$TEXTDISTILL_SST2_DIR``, else the shared one, else None."""
@@ -63,9 +72,11 @@ def find_sst2() -> Path | None:
 
 
 def data_section(budget: Budget, train_sentences: int | None, *,
-                 train_file: str | None = None) -> dict[str, Any]:
+                 train_file: str | None = None,
+                 eval_file: str | None = None) -> dict[str, Any]:
     """A recipe's data: SST-2, ``train_sentences`` of its training set (None: all), or
-    ``train_file`` in place of SST-2's training set."""
+    ``train_file`` in place of SST-2's training set; evaluated on ``eval_file`` (None:
+    SST-2's validation set)."""
     data: dict[str, Any] = {
         "text_columns": ["sentence"], "label_column": "label",
         "label_names": ["negative", "positive"], "max_length": MAX_LENGTH,
@@ -76,11 +87,12 @@ def data_section(budget: Budget, train_sentences: int | None, *,
                     eval=str(budget.sst2_dir / "validation.tsv"))
     else:
         data.update(dataset="stanfordnlp/sst2")
-    if train_file is not None:
-        if budget.sst2_dir is None:
-            raise ValueError("a replaced training file needs the local SST-2 copy for "
-                             "its validation file; set $TEXTDISTILL_SST2_DIR")
-        data["train"] = train_file
+    for key, replaced in (("train", train_file), ("eval", eval_file)):
+        if replaced is not None:
+            if budget.sst2_dir is None:
+                raise ValueError(f"a replaced {key} file needs the local SST-2 copy for the "
+                                 "other files; set $TEXTDISTILL_SST2_DIR")
+            data[key] = replaced
     return data
 
 
@@ -115,19 +127,22 @@ def teacher_recipe(budget: Budget, base_model: str, out: Path, *,
 
 
 def label_recipe(budget: Budget, source: str, layers: list[int], seed: int,
-                 out: Path) -> dict[str, Any]:
-    """No KD: ``source``'s blocks ``layers`` fine-tuned on the subset's labels alone."""
+                 out: Path, eval_file: str | None = None) -> dict[str, Any]:
+    """No KD: ``source``'s blocks ``layers`` fine-tuned on the subset's labels alone,
+    evaluated on ``eval_file`` (None: validation)."""
     return {"teacher": {"model": source},
             "student": {"from_teacher": list(layers)},
-            "data": data_section(budget, budget.subset),
+            "data": data_section(budget, budget.subset, eval_file=eval_file),
             **run_sections(budget, seed, budget.epochs, out)}
 
 
 def kd_recipe(budget: Budget, teacher: str, layers: list[int], distill: dict[str, Any],
-              copies: int, seed: int, out: Path, cache_dir: Path) -> dict[str, Any]:
+              copies: int, seed: int, out: Path, cache_dir: Path,
+              eval_file: str | None = None) -> dict[str, Any]:
     """Distillation from ``teacher`` on the subset plus ``copies`` augmented copies of it,
-    for as many optimizer steps as a label-only row."""
-    data = data_section(budget, budget.subset)
+    for as many optimizer steps as a label-only row, evaluated on ``eval_file`` (None:
+    validation)."""
+    data = data_section(budget, budget.subset, eval_file=eval_file)
     epochs = budget.epochs
     if copies:
         data["augment"] = {"copies": copies, "seed": 0}

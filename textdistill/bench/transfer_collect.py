@@ -7,7 +7,6 @@ of a chosen row, from its ``best/``, and saved beside it (``bench-validation.jso
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -17,38 +16,16 @@ from typing import Any
 from . import machine, recipes
 from . import transfer_plan as tp
 from .collect import mean_std
+from .dev_split import validation_accuracy
 from .latency import SEQ_LEN, alternating
-from .sweep import NOTE_PREFIX, Row, Sweep
+from .sweep import Row, Sweep
 from .transfer_data import write_split
 
-VALIDATION_NOTE = NOTE_PREFIX + "validation.json"
 # The goals of issue 15, checked on the numbers (goals()).
 BARS = {"b_over_a_pts_3layer": 3.0, "b_minus_p_pts_3layer": 0.0,
         "b_minus_p_pts_6layer": 0.0, "retention_pct_6layer": 98.0,
         "retention_pct_3layer": 97.0, "speedup_b32_3layer": 8.0}
 BUDGET_MINUTES = 180
-
-
-def validation_accuracy(run: Path, validation_file: Path) -> tuple[float, int]:
-    """(accuracy, sentences) of ``run``'s ``best/`` on ``validation_file``, saved once."""
-    note = run / VALIDATION_NOTE
-    if note.is_file():
-        saved = json.loads(note.read_text())
-        return saved["accuracy"], saved["examples"]
-    from ..build import load_classifier, load_tokenizer
-    from ..data.config import DataConfig
-    from ..data.loading import load_raw_splits, tokenize_splits
-    from ..schema import from_dict
-    from .fidelity import logits
-
-    cfg = from_dict(DataConfig, recipes.transfer_data(validation_file, validation_file), "data")
-    tokenizer = load_tokenizer(str(run / "best"), "run")
-    split = tokenize_splits(load_raw_splits(cfg), tokenizer, cfg)["eval"]
-    predicted = logits(load_classifier(str(run / "best"), "run"), split,
-                       tokenizer.pad_token_id).argmax(-1).tolist()
-    accuracy = sum(p == y for p, y in zip(predicted, split["labels"])) / len(predicted)
-    note.write_text(json.dumps({"accuracy": accuracy, "examples": len(predicted)}) + "\n")
-    return accuracy, len(predicted)
 
 
 def run_section(runs: Path, sst2_dir: Path, budget: tp.TransferBudget, models: tp.Models,

@@ -13,9 +13,10 @@ rows name their files by path, so a different split gets other paths and retrain
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .dev_split import distinct_rows, shuffled, tsv_text, write_folder
 
 LABELLED_FILE, DEV_FILE, UNLABELLED_FILE = "labelled.tsv", "dev.tsv", "unlabelled.tsv"
 
@@ -32,60 +33,19 @@ class Split:
     duplicates_dropped: int     # rows whose text an earlier row already had
 
 
-def _distinct_rows(train_file: Path) -> tuple[list[tuple[str, str]], int]:
-    """(sentence, label) rows of a GLUE TSV, each text (:func:`text_key`) once, and the
-    number of rows read."""
-    from ..data.transfer import text_key
-
-    lines = train_file.read_text(encoding="utf-8").splitlines()
-    if lines[0].split("\t")[:2] != ["sentence", "label"]:
-        raise ValueError(f"{train_file}: expected a 'sentence<TAB>label' header, got "
-                         f"{lines[0]!r}")
-    seen: set[tuple[str, ...]] = set()
-    rows = []
-    for line in lines[1:]:
-        sentence, label = line.split("\t")[:2]
-        key = text_key([sentence])
-        if key not in seen:
-            seen.add(key)
-            rows.append((sentence, label))
-    return rows, len(lines) - 1
-
-
-def _shuffled(rows: list[tuple[str, str]], seed: int) -> list[tuple[str, str]]:
-    import random
-
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    return [rows[i] for i in order]
-
-
 def write_split(train_file: Path, runs: Path, labelled: int, dev: int, seed: int) -> Split:
     """Split ``train_file`` (GLUE SST-2's ``train.tsv``) into L, D, U files under ``runs``;
     files already there with the same content are kept."""
-    rows, read = _distinct_rows(train_file)
+    rows, read = distinct_rows(train_file)
     if labelled + dev >= len(rows):
         raise ValueError(f"{train_file}: {len(rows)} distinct sentences cannot hold "
                          f"{labelled} labelled + {dev} dev sentences and an unlabeled pool")
-    shuffled = _shuffled(rows, seed)
-    parts = {LABELLED_FILE: shuffled[:labelled], DEV_FILE: shuffled[labelled:labelled + dev],
-             UNLABELLED_FILE: shuffled[labelled + dev:]}
-    texts = {}
-    for name, part in parts.items():
-        for sentence, _ in part:
-            if "\t" in sentence or "\n" in sentence:
-                raise ValueError(f"cannot write {sentence!r} to a TSV without quoting")
-        labelled_part = name != UNLABELLED_FILE
-        lines = ["sentence\tlabel" if labelled_part else "sentence"]
-        lines += [f"{s}\t{y}" if labelled_part else s for s, y in part]
-        texts[name] = "\n".join(lines) + "\n"
-    digest = hashlib.sha256("".join(texts[n] for n in parts).encode()).hexdigest()[:12]
-    folder = runs / f"transfer-data-{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        path = folder / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
+    rows_in_order = shuffled(rows, seed)
+    parts = {LABELLED_FILE: rows_in_order[:labelled],
+             DEV_FILE: rows_in_order[labelled:labelled + dev],
+             UNLABELLED_FILE: rows_in_order[labelled + dev:]}
+    folder = write_folder(runs, "transfer-data", {
+        name: tsv_text(part, labelled=name != UNLABELLED_FILE) for name, part in parts.items()})
     split = Split(folder / LABELLED_FILE, folder / DEV_FILE, folder / UNLABELLED_FILE,
                   {"labelled": labelled, "dev": dev, "unlabelled": len(rows) - labelled - dev},
                   read, read - len(rows))
@@ -112,7 +72,7 @@ def check_split(split: Split, train_file: Path) -> None:
     """
     from ..data.transfer import text_key
 
-    rows, _ = _distinct_rows(train_file)
+    rows, _ = distinct_rows(train_file)
     parts = {name: {text_key([t]) for t in texts} for name, texts in split_texts(split).items()}
     sizes = {name: len(keys) for name, keys in parts.items()}
     if sizes != split.sizes:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import recipes
+from .dev_split import best_index
 from .sweep import Row, Sweep
 from .transfer_data import Split
 
@@ -149,10 +150,8 @@ class TransferPlan:
         first in table order on a tie); None until every candidate ran."""
         mine = [e for e in entries if e.name == name and e.student == student
                 and e.row.seed == self.seeds[0]]
-        scores = [self.dev_accuracy(e) for e in mine]
-        if not mine or any(score is None for score in scores):
-            return None
-        return mine[max(range(len(mine)), key=lambda i: (scores[i], -i))].candidate
+        best = best_index([self.dev_accuracy(e) for e in mine])
+        return None if best is None else mine[best].candidate
 
     def entry(self, name: str, student: str, candidate: str, seed: int) -> Entry:
         key = f"transfer-{name}-{student}-{candidate}-s{seed}"
