@@ -74,8 +74,7 @@ def _rows(t: dict) -> list[str]:
              f"{teacher['train_time_s'] / 60:.1f} min |"]
     for name, students in t["rows"].items():
         for student, row in students.items():
-            acc = pct(row["accuracy_mean"]) + (f" ± {pct(row['accuracy_std'])}"
-                                               if len(row["seeds"]) > 1 else "")
+            acc = _accuracy(row)
             dev = ", ".join(pct(a) for a in row["dev_accuracies"])
             lines.append(
                 f"| {ROW_LABELS[name]} ({row['candidate']}; {_seeds(row)}) | "
@@ -89,6 +88,12 @@ def _rows(t: dict) -> list[str]:
                   "was not run: it needs the live teacher at every step (`--with-c`, about "
                   f"{_expected_c(t)})."]
     return lines
+
+
+def _accuracy(row: dict) -> str:
+    """A chosen row's validation accuracy: mean, and ± the std when it ran on several seeds."""
+    return pct(row["accuracy_mean"]) + (f" ± {pct(row['accuracy_std'])}"
+                                        if len(row["seeds"]) > 1 else "")
 
 
 def _seeds(row: dict) -> str:
@@ -154,8 +159,7 @@ def headline(transfer: dict) -> list[str]:
              f"{teacher['latency_ms_b32']:.0f} | 1.00x |"]
     for name, students in transfer["rows"].items():
         for student, row in students.items():
-            acc = pct(row["accuracy_mean"]) + (f" ± {pct(row['accuracy_std'])}"
-                                               if len(row["seeds"]) > 1 else "")
+            acc = _accuracy(row)
             lines.append(f"| {ROW_LABELS[name]} ({STUDENT_LABELS.get(student, student)}; "
                          f"{_seeds(row)}) | {row['params'] / 1e6:.1f}M | {acc} | "
                          f"{row['retention_pct']:.1f}% | {row['latency_ms_b32']:.0f} | "
