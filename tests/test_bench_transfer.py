@@ -217,3 +217,19 @@ def test_choices_on_the_first_seed_then_the_other_seeds(tmp_path):
     assert aug.row.recipe["data"]["augment"]["copies"] == transfer_plan.AUG_COPIES
     assert aug.row.recipe["distill"]["temperature"] == 2.0
     assert aug.row.recipe["teacher"] == {"model": str(sweep.teacher_dir), "tokenizer": "own"}
+
+
+def test_a_partial_section_says_which_students_have_not_run(smoke):
+    import copy
+
+    partial = copy.deepcopy(smoke[4])
+    for students in partial["rows"].values():
+        students.pop("minilm6", None)
+    page = "\n".join(transfer_report.section(partial))
+    assert "Not yet run: every row of MiniLM, 6 blocks (`minilm6`)" in page
+    assert "for the rows that ran (minilm6 not yet)" in page
+    assert "Not yet run" not in "\n".join(transfer_report.section(smoke[4]))
+    words = partial["setup"]["mean_words"]
+    assert f"average {words['labelled']:.1f}" in page
+    assert "Not yet run: every row of MiniLM, 6 blocks" in "\n".join(
+        transfer_report.headline(partial))

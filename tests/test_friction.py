@@ -238,3 +238,16 @@ def test_check_labels_block_indices_and_hidden_state_numbers(tmp_path, capsys):
     assert ("layer mapping, in hidden-state numbers (0 = embeddings, i = output of the i-th "
             "block = 0-based block i - 1):") in out
 
+
+
+def test_models_load_from_a_path_object_as_from_pretrained_does(tmp_path):
+    # The notebook's default passes get_model_path()'s Path; the loaders used to call
+    # str methods on it (AttributeError: 'PosixPath' object has no attribute 'startswith').
+    from tiny import write_tiny_classifier
+
+    from textdistill import load_classifier, load_tokenizer
+
+    directory = write_tiny_classifier(tmp_path / "model")
+    assert load_tokenizer(Path(directory)).pad_token_id == \
+        load_tokenizer(str(directory)).pad_token_id
+    assert load_classifier(Path(directory)).config.num_labels == 2

@@ -31,6 +31,7 @@ Problems are :class:`~textdistill.config.ConfigError` naming the recipe key to f
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,12 @@ def _location(ref: str, key: str) -> str:
     return location
 
 
-def load_classifier(ref: str, key: str, *, require_head: bool = True, **kwargs: Any):
+def load_classifier(ref: str | os.PathLike, key: str = "model", *, require_head: bool = True,
+                    **kwargs: Any):
     """Load a sequence classifier from a recipe model reference.
 
     Args:
-        ref: Hub id, directory or ``python:<module>``.
+        ref: Hub id, directory (a ``str`` or a path) or ``python:<module>``.
         key: the recipe key, for messages.
         require_head: refuse a checkpoint whose weights lack part of the model (a base
             model whose classification head would be random).
@@ -116,6 +118,7 @@ def load_classifier(ref: str, key: str, *, require_head: bool = True, **kwargs: 
     """
     from transformers import AutoModelForSequenceClassification
 
+    ref = os.fspath(ref)
     location = _location(ref, key)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -133,14 +136,16 @@ def load_classifier(ref: str, key: str, *, require_head: bool = True, **kwargs: 
     return model
 
 
-def load_tokenizer(ref: str, key: str):
-    """The tokenizer stored with a recipe model reference.
+def load_tokenizer(ref: str | os.PathLike, key: str = "model"):
+    """The tokenizer stored with a recipe model reference (Hub id, directory as a ``str``
+    or a path, or ``python:<module>``); ``key`` names it in messages.
 
     Raises:
         ConfigError: it cannot be loaded.
     """
     from transformers import AutoTokenizer
 
+    ref = os.fspath(ref)
     location = _location(ref, key)
     try:
         return AutoTokenizer.from_pretrained(location)

@@ -19,7 +19,7 @@ from .collect import mean_std
 from .dev_split import validation_accuracy
 from .latency import SEQ_LEN, alternating
 from .sweep import Row, Sweep
-from .transfer_data import write_split
+from .transfer_data import Split, split_texts, write_split
 
 # The goals of issue 15, checked on the numbers (goals()).
 BARS = {"b_over_a_pts_3layer": 3.0, "b_minus_p_pts_3layer": 0.0,
@@ -68,7 +68,7 @@ def latencies(plan: tp.TransferPlan) -> dict[str, dict]:
     return alternating(models, plan.budget.smoke)
 
 
-def setup(plan: tp.TransferPlan, eval_examples: int) -> dict:
+def setup(plan: tp.TransferPlan, eval_examples: int, validation_file: Path) -> dict:
     """What every row shares, the candidates and bars, and the expected cost."""
     budget, split = plan.budget, plan.split
     return {
@@ -87,7 +87,18 @@ def setup(plan: tp.TransferPlan, eval_examples: int) -> dict:
         "with_c": plan.with_c, "candidates": tp.CANDIDATES, "bars": dict(BARS),
         "budget_minutes": BUDGET_MINUTES, "smoke": budget.smoke,
         "expected_minutes": tp.expected_minutes(budget, split, len(plan.seeds), plan.with_c),
+        "c_expected_minutes": tp.expected_minutes(budget, split, len(plan.seeds), True)["C"],
+        "mean_words": mean_words(plan.split, validation_file),
     }
+
+
+def mean_words(split: Split, validation_file: Path) -> dict[str, float]:
+    """Mean words per text of L, D, U and validation: SST-2's training rows include the
+    phrases of its parse trees, its validation rows are whole sentences."""
+    texts = split_texts(split)
+    texts["validation"] = [line.split("\t")[0] for line in
+                           validation_file.read_text(encoding="utf-8").splitlines()[1:]]
+    return {part: statistics.fmean(len(t.split()) for t in rows) for part, rows in texts.items()}
 
 
 def summarize(plan: tp.TransferPlan, entries: list[tp.Entry], teacher: dict,
@@ -156,7 +167,7 @@ def collect(plan: tp.TransferPlan, teacher_result: dict, latency: dict,
             rows_s[entry.name] = rows_s.get(entry.name, 0.0) + result["wall_time_s"]
     out: dict[str, Any] = {
         "command": "python scripts/bench.py --section transfer",
-        "setup": setup(plan, examples), "teacher": teacher,
+        "setup": setup(plan, examples, validation_file), "teacher": teacher,
         "labelled": sources["labelled"], "unlabelled": sources["transfer"],
         "rows": rows, "choices": choices, "latency": latency,
         "cost": {"teacher_s": teacher_result["wall_time_s"], "rows_s": rows_s,

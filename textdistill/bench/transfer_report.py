@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from .findings import pct
+from .mpnet import REFERENCE as MPNET
+from .recipes import MINILM
 
 TITLE = "## Distillation where it pays: few labels, a strong teacher, unlabeled text"
 ROW_LABELS = {"A": "A: labels of L only", "P": "P: pseudo-labels on L + U",
               "B": "B: soft KD on L + U", "B_aug": "B_aug: B + augmentation",
               "C": "C: same-tokenizer student + hidden/attention matches"}
+# How the page names the section's base models (their references are python:<module>).
+MODEL_NAMES = {MPNET: "MPNet-base (all-mpnet-base-v2)", MINILM: "all-MiniLM-L6-v2"}
 STUDENT_LABELS = {"minilm3": "MiniLM, 3 blocks", "minilm6": "MiniLM, 6 blocks",
                   "mpnet4": "MPNet, 4 teacher blocks"}
 # Goal key -> (what it compares, unit of its bar and value).
@@ -21,6 +25,25 @@ GOALS = {"b_over_a_pts_3layer": ("3-layer B over A", "pt"),
 PARTS = {"teacher": "teacher fine-tuning on L", "teacher_logits": "teacher logits on L + U",
          "A": "rows A", "P": "rows P", "B": "rows B (candidates and seeds)",
          "B_aug": "rows B_aug", "C": "rows C", "latency": "latency"}
+
+
+def _model(ref: str) -> str:
+    return MODEL_NAMES.get(ref, ref)
+
+
+def _missing_students(t: dict) -> list[str]:
+    """The students of the section with no finished row yet."""
+    done = {student for students in t["rows"].values() for student in students}
+    return [s for s in t["setup"]["students"] if s not in done]
+
+
+def _not_run_line(t: dict) -> list[str]:
+    missing = _missing_students(t)
+    if not missing:
+        return []
+    names = ", ".join(f"{STUDENT_LABELS.get(s, s)} (`{s}`)" for s in missing)
+    return ["", f"Not yet run: every row of {names}; `python scripts/bench.py --section "
+            "transfer` trains them, reusing the rows above."]
 
 
 def _value(value: float, unit: str) -> str:
@@ -44,12 +67,13 @@ def _setup(t: dict) -> list[str]:
         f"L = {st['labelled']:,} labelled sentences, D = {st['dev']:,} dev sentences (every "
         f"choice is made on D), U = the other {st['unlabelled_pool']:,}, labels dropped; the "
         f"transfer rows train on L plus {used} of U ({t['unlabelled']:,} texts). The "
-        f"{st['eval_examples']} validation sentences are read once, for the chosen rows.",
-        f"- **Teacher:** `{st['teacher_model']}` fine-tuned on L ({teacher['train_steps']} "
+        f"{st['eval_examples']} validation sentences are read once, for the chosen rows."
+        + _words(st),
+        f"- **Teacher:** {_model(st['teacher_model'])} fine-tuned on L ({teacher['train_steps']} "
         f"steps of {st['batch_size']}, lr {st['teacher_lr']:g}, its best of "
         f"{st['evaluations']} evaluations on D: step {teacher['best_step']}); "
         f"{teacher['params'] / 1e6:.1f}M parameters, its own tokenizer.",
-        f"- **Students:** `{st['student_model']}` ({students}), reading the text through "
+        f"- **Students:** {_model(st['student_model'])} ({students}), reading the text through "
         f"their own tokenizer. Every row: {st['kd_steps']} steps of {st['batch_size']} "
         f"(A: its candidate's), lr {st['lr']:g}, max {st['max_length']} tokens, "
         f"{st['evaluations']} evaluations on D, the best kept. B_aug adds "
@@ -63,12 +87,23 @@ def _setup(t: dict) -> list[str]:
     ]
 
 
+def _words(st: dict) -> str:
+    words = st.get("mean_words")
+    if not words:
+        return ""
+    return (f" SST-2's training rows include the phrases of its parse trees: L, D and U "
+            f"average {words['labelled']:.1f}, {words['dev']:.1f} and "
+            f"{words['unlabelled']:.1f} words, the validation sentences "
+            f"{words['validation']:.1f}: dev and validation accuracies do not compare.")
+
+
 def _rows(t: dict) -> list[str]:
     teacher = t["teacher"]
     lines = ["| row | student | params | val. acc. (%) | retention | dev acc. (%) | ms @ b1 "
              "| ms @ b32 | speed-up @ b32 | train time |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-             f"| teacher | {t['setup']['teacher_model']} | {teacher['params'] / 1e6:.1f}M | "
+             f"| teacher | {_model(t['setup']['teacher_model'])} | "
+             f"{teacher['params'] / 1e6:.1f}M | "
              f"{pct(teacher['accuracy'])} | 100% | {pct(teacher['dev_accuracy'])} | "
              f"{teacher['latency_ms_b1']:.1f} | {teacher['latency_ms_b32']:.0f} | 1.00x | "
              f"{teacher['train_time_s'] / 60:.1f} min |"]
@@ -85,9 +120,8 @@ def _rows(t: dict) -> list[str]:
     if not t["setup"]["with_c"]:
         lines += ["", "Row C (an MPNet student of teacher blocks "
                   f"{t['setup']['c_student']['layers']} with hidden and attention matches) "
-                  "was not run: it needs the live teacher at every step (`--with-c`, about "
-                  f"{_expected_c(t)})."]
-    return lines
+                  f"was not run: it needs the live teacher at every step (`--with-c`{_expected_c(t)})."]
+    return lines + _not_run_line(t)
 
 
 def _accuracy(row: dict) -> str:
@@ -102,8 +136,8 @@ def _seeds(row: dict) -> str:
 
 
 def _expected_c(t: dict) -> str:
-    minutes = t["setup"]["expected_minutes"].get("C")
-    return f"{minutes:.0f} min more" if minutes is not None else "not estimated"
+    minutes = t["setup"].get("c_expected_minutes")
+    return f", about {minutes:.0f} min more" if minutes is not None else ""
 
 
 def _goals(t: dict) -> list[str]:
@@ -130,7 +164,9 @@ def _cost(t: dict) -> list[str]:
             else "not run")
         lines.append(f"| {label} | {expected[part]:.0f} min | {shown} |")
     total = sum(v for v in measured.values() if v is not None)
-    return lines + ["", f"{total / 60:.0f} min in all (expected "
+    missing = _missing_students(t)
+    partial = (f" for the rows that ran ({', '.join(missing)} not yet)" if missing else "")
+    return lines + ["", f"{total / 60:.0f} min in all{partial} (expected "
                     f"{sum(expected.values()):.0f} min; the budget is "
                     f"{st['budget_minutes'] / 60:g} h on 2 CPU cores). Expected costs come from "
                     "per-step costs measured on this CPU; the first row of each transfer set "
@@ -154,7 +190,7 @@ def headline(transfer: dict) -> list[str]:
     teacher = transfer["teacher"]
     lines = ["| model | params | SST-2 acc. (%) | retention | ms @ b32 | speed-up @ b32 |",
              "|---|---:|---:|---:|---:|---:|",
-             f"| teacher: {transfer['setup']['teacher_model']} fine-tuned on L | "
+             f"| teacher: {_model(transfer['setup']['teacher_model'])} fine-tuned on L | "
              f"{teacher['params'] / 1e6:.1f}M | {pct(teacher['accuracy'])} | 100% | "
              f"{teacher['latency_ms_b32']:.0f} | 1.00x |"]
     for name, students in transfer["rows"].items():
@@ -168,7 +204,7 @@ def headline(transfer: dict) -> list[str]:
     return lines + ["", f"SST-2 validation; L = {st['labelled']:,} labelled sentences, U = "
                     f"{transfer['unlabelled']:,} unlabeled ones, every choice made on a "
                     f"{st['dev']:,}-sentence dev split; CPU latency at "
-                    f"{st['latency_seq_len']} tokens."]
+                    f"{st['latency_seq_len']} tokens.", *_not_run_line(transfer)]
 
 
 def page(transfer: dict | None) -> str:
