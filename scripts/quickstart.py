@@ -18,8 +18,8 @@ The steps run the CLI's own ``main`` in this process: the same code users run.
 
     python scripts/quickstart.py [--fresh] [--set KEY=VALUE ...]
 
-It takes about 6 minutes on 2 free CPU cores, as the README says (5.9 min measured for
-steps 1-4; step 5 adds about half a minute). On a machine busy with other work, run it
+It takes about 7 minutes on 2 free CPU cores, as the README says (6.7 min measured for a
+fresh run, the int8 step's 17 s included). On a machine busy with other work, run it
 with ``OMP_WAIT_POLICY=PASSIVE`` (the README's quickstart section says why).
 """
 

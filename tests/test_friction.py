@@ -210,7 +210,7 @@ def test_a_run_stores_its_eval_example_and_the_export_card_uses_it(tmp_path):
 def test_quickstart_docs_agree_and_the_readme_has_the_busy_machine_advice():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     script = (ROOT / "scripts" / "quickstart.py").read_text(encoding="utf-8")
-    assert "in about 6 minutes" in readme and "about 6 minutes" in script
+    assert "in about 7 minutes" in readme and "about 7 minutes" in script
     assert "OMP_WAIT_POLICY=PASSIVE" in readme
     assert not re.search(r"\b8 minutes|quarter of an hour", readme + script)
 
