@@ -107,21 +107,28 @@ def _rows(t: dict) -> list[str]:
              f"{pct(teacher['accuracy'])} | 100% | {pct(teacher['dev_accuracy'])} | "
              f"{teacher['latency_ms_b1']:.1f} | {teacher['latency_ms_b32']:.0f} | 1.00x | "
              f"{teacher['train_time_s'] / 60:.1f} min |"]
-    for name, students in t["rows"].items():
-        for student, row in students.items():
-            acc = _accuracy(row)
-            dev = ", ".join(pct(a) for a in row["dev_accuracies"])
-            lines.append(
-                f"| {ROW_LABELS[name]} ({row['candidate']}; {_seeds(row)}) | "
-                f"{STUDENT_LABELS.get(student, student)} | {row['params'] / 1e6:.1f}M | {acc} "
-                f"| {row['retention_pct']:.1f}% | {dev} | {row['latency_ms_b1']:.1f} | "
-                f"{row['latency_ms_b32']:.0f} | {row['speedup_b32']:.2f}x | "
-                f"{row['train_time_s'] / 60:.1f} min |")
+    for name, student, row in _chosen(t):
+        acc = _accuracy(row)
+        dev = ", ".join(pct(a) for a in row["dev_accuracies"])
+        lines.append(
+            f"| {ROW_LABELS[name]} ({row['candidate']}; {_seeds(row)}) | "
+            f"{STUDENT_LABELS.get(student, student)} | {row['params'] / 1e6:.1f}M | {acc} "
+            f"| {row['retention_pct']:.1f}% | {dev} | {row['latency_ms_b1']:.1f} | "
+            f"{row['latency_ms_b32']:.0f} | {row['speedup_b32']:.2f}x | "
+            f"{row['train_time_s'] / 60:.1f} min |")
     if not t["setup"]["with_c"]:
         lines += ["", "Row C (an MPNet student of teacher blocks "
                   f"{t['setup']['c_student']['layers']} with hidden and attention matches) "
-                  f"was not run: it needs the live teacher at every step (`--with-c`{_expected_c(t)})."]
+                  "was not run: it needs the live teacher at every step "
+                  f"(`--with-c`{_expected_c(t)})."]
     return lines + _not_run_line(t)
+
+
+def _chosen(t: dict):
+    """(row name, student, row) of every chosen row, in table order."""
+    for name, students in t["rows"].items():
+        for student, row in students.items():
+            yield name, student, row
 
 
 def _accuracy(row: dict) -> str:
@@ -193,13 +200,11 @@ def headline(transfer: dict) -> list[str]:
              f"| teacher: {_model(transfer['setup']['teacher_model'])} fine-tuned on L | "
              f"{teacher['params'] / 1e6:.1f}M | {pct(teacher['accuracy'])} | 100% | "
              f"{teacher['latency_ms_b32']:.0f} | 1.00x |"]
-    for name, students in transfer["rows"].items():
-        for student, row in students.items():
-            acc = _accuracy(row)
-            lines.append(f"| {ROW_LABELS[name]} ({STUDENT_LABELS.get(student, student)}; "
-                         f"{_seeds(row)}) | {row['params'] / 1e6:.1f}M | {acc} | "
-                         f"{row['retention_pct']:.1f}% | {row['latency_ms_b32']:.0f} | "
-                         f"{row['speedup_b32']:.2f}x |")
+    for name, student, row in _chosen(transfer):
+        lines.append(f"| {ROW_LABELS[name]} ({STUDENT_LABELS.get(student, student)}; "
+                     f"{_seeds(row)}) | {row['params'] / 1e6:.1f}M | {_accuracy(row)} | "
+                     f"{row['retention_pct']:.1f}% | {row['latency_ms_b32']:.0f} | "
+                     f"{row['speedup_b32']:.2f}x |")
     st = transfer["setup"]
     return lines + ["", f"SST-2 validation; L = {st['labelled']:,} labelled sentences, U = "
                     f"{transfer['unlabelled']:,} unlabeled ones, every choice made on a "
