@@ -18,6 +18,7 @@ from tiny import load_script, write_tiny_classifier
 
 from textdistill.bench import compression, compression_report, recipes, report
 from textdistill.bench.findings import pct
+from textdistill.onnx_model import METHODS
 
 pytestmark = pytest.mark.skipif(
     find_spec("onnx") is None or find_spec("onnxruntime") is None,
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = 120
 ROWS = {"teacher_fp32", "student_fp32", "student_onnx_fp32", "student_onnx_int8",
-        "pruned_fp32", "pruned_onnx_int8", "mpnet_teacher_fp32", "transfer_student_fp32",
+        "student_onnx_int8_static", "pruned_fp32", "pruned_onnx_int8", "mpnet_teacher_fp32", "transfer_student_fp32",
         "transfer_student_onnx_int8"}
 
 
@@ -77,6 +78,7 @@ def test_every_row_has_its_figures(smoke):
     assert rows["teacher_fp32"]["speedup_vs_teacher_b32"] == 1.0
     assert rows["student_onnx_int8"]["runtime"] == "onnxruntime"
     assert rows["student_onnx_int8"]["precision"] == "int8"
+    assert rows["student_onnx_int8_static"]["precision"] == "int8"
     assert rows["student_fp32"]["runtime"] == "pytorch"
     # The float32 graph computes what the PyTorch student computes.
     assert rows["student_onnx_fp32"]["accuracy"] == rows["student_fp32"]["accuracy"]
@@ -86,6 +88,43 @@ def test_every_row_has_its_figures(smoke):
     assert all(isinstance(goal["met"], bool) for goal in result["goals"].values())
     assert result["setup"]["eval_examples"] == 24 and result["setup"]["smoke"]
     assert set(result["cost_s"]) == set(result["setup"]["expected_minutes"])
+
+
+def test_the_static_row_is_a_calibrated_qdq_graph_of_the_float_one(smoke):
+    import onnx
+    import torch
+
+    from textdistill.build import load_tokenizer
+    from textdistill.onnx_model import OnnxClassifier
+
+    _, where, _, _ = smoke
+    static, float_graph = where / "student_onnx_int8_static", where / "student_onnx_fp32"
+    ops = {node.op_type for node in onnx.load(str(static / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    card = (static / "README.md").read_text()
+    assert "static quantization, in QDQ format, of the float32" in card
+    assert METHODS["onnx"] not in card  # not the float32 directory's card
+    tokenizer = load_tokenizer(static)
+    batch = tokenizer(["a good film", "a bad and dull film that goes on"], padding=True,
+                      return_tensors="pt")
+    logits = {d: OnnxClassifier(d, threads=1)(**batch).logits for d in (static, float_graph)}
+    # The tiny random model's logits are small (under 0.01) and barely depend on the input,
+    # so the bound is relative to them and checks int8 precision, not accuracy: int8 moved
+    # them by 1.6% of the largest logit (measured), within 5%.
+    largest = float(logits[float_graph].abs().max())
+    torch.testing.assert_close(logits[static], logits[float_graph], atol=0.05 * largest,
+                               rtol=0)
+
+
+def test_static_quantization_logs_no_plea_for_pre_processing(smoke, tmp_path, caplog):
+    from textdistill.bench import static_int8
+
+    _, where, given, _ = smoke
+    spec = str(Path(given["students"]["B"]["run_dirs"][0]) / "recipe.yaml")
+    with caplog.at_level("WARNING"):
+        static_int8.quantize_static_qdq(where / "student_onnx_fp32", tmp_path / "static", spec)
+    assert (tmp_path / "static" / "model.onnx").is_file()
+    assert "pre-processing" not in caplog.text
 
 
 def test_the_pruned_row_is_the_pruned_student_after_recovery(smoke):
@@ -112,8 +151,37 @@ def test_the_section_shows_the_numbers_of_the_json(smoke, tmp_path):
     goal = result["goals"]["int8_accuracy_loss_pts"]
     assert f"| <= 0.5 pt | {goal['measured']:+.2f} pt |" in page
     assert "3 of 6 heads zeroed" in page and "intermediate size 64 -> 32" in page
+    assert compression_report.static_against_dynamic(result)[-1] in page
     assert compression_report.plot(result, tmp_path) == "compression.png"
     assert (tmp_path / "compression.png").stat().st_size > 0
+
+
+def test_the_page_says_how_static_int8_compares_with_dynamic_either_way():
+    def compared(static_b1: float, static_b32: float, static_accuracy: float) -> str:
+        rows = {"student_onnx_int8": {"latency_ms_b1": 2.0, "latency_ms_b32": 50.0,
+                                      "accuracy": 0.8624, "size_mb": 17.5},
+                "student_onnx_int8_static": {"latency_ms_b1": static_b1,
+                                             "latency_ms_b32": static_b32,
+                                             "accuracy": static_accuracy, "size_mb": 53.3}}
+        setup = {"static_int8": {"activations": "QUInt8", "method": "Percentile",
+                                 "sentences": 256, "ops": ["MatMul", "Gemm"]}}
+        lines = compression_report.static_against_dynamic({"rows": rows, "setup": setup})
+        return "\n".join(lines)
+
+    slower = compared(2.5, 55.0, 0.8624)
+    assert ("calibration on 256 training sentences, MatMul/Gemm only) against the dynamic int8 "
+            "row: 1.25x slower at batch 1, 1.10x slower at batch 32, +0.00 pt of accuracy "
+            "(86.24% against 86.24%), 53.3 MB against 17.5 MB.") in slower
+    assert "offers dynamic int8 only: static int8 is not faster here" in slower
+    faster = compared(1.6, 40.0, 0.8601)
+    assert "1.25x faster at batch 1, 1.25x faster at batch 32, -0.23 pt" in faster
+    assert "though static int8 is faster here at both batch sizes" in faster
+    mixed = compared(1.6, 55.0, 0.8624)
+    assert "1.25x faster at batch 1, 1.10x slower at batch 32" in mixed
+    assert "is not faster here at every batch size" in mixed
+    # A section run before the static row existed says nothing about it.
+    assert compression_report.static_against_dynamic(
+        {"rows": {"student_onnx_int8": {}}, "setup": {}}) == []
 
 
 def test_a_second_run_makes_nothing_again(smoke, bench_workspace):
@@ -121,8 +189,8 @@ def test_a_second_run_makes_nothing_again(smoke, bench_workspace):
     before = _made(where)
     budget = recipes.Budget(smoke=True, sst2_dir=recipes.find_sst2())
     again = compression.run_section(where, compression.sources(given), budget)
-    # 4 ONNX graphs, the pruned and the recovered weights, the recovery's results, notes.
-    assert _made(where) == before and len(before) == 8
+    # 5 ONNX graphs, the pruned and the recovered weights, the recovery's results, notes.
+    assert _made(where) == before and len(before) == 9
     assert set(again["rows"]) == ROWS
 
 
@@ -232,4 +300,4 @@ def test_a_retrained_student_is_pruned_recovered_and_exported_again(smoke):
     remade = {path.relative_to(where).parts[0] for path in after if after[path] != before[path]}
     # The teacher's and the transfer models' are kept: made from unchanged weights.
     assert remade == {"pruned-h0.5-f0.5", "recovered", "student_onnx_fp32", "student_onnx_int8",
-                      "pruned_onnx_int8", compression.NOTES_FILE}
+                      "student_onnx_int8_static", "pruned_onnx_int8", compression.NOTES_FILE}

@@ -291,6 +291,8 @@ def _add_export(verbs: argparse._SubParsersAction) -> None:
 
 
 def _add_quantize(verbs: argparse._SubParsersAction) -> None:
+    from .onnx_model import METHODS
+
     quantize = verbs.add_parser(
         "quantize", formatter_class=_Formatter,
         help="write a model as an ONNX Runtime directory (float32 or int8)",
@@ -310,7 +312,7 @@ def _add_quantize(verbs: argparse._SubParsersAction) -> None:
     quantize.add_argument("source", metavar="MODEL_OR_RUN_DIR",
                           help="a finetune/distill output.dir (its best/) or a saved classifier")
     quantize.add_argument("out_dir", metavar="OUT_DIR", help="the directory to create")
-    quantize.add_argument("--method", choices=["onnx", "onnx-int8"], default="onnx-int8",
+    quantize.add_argument("--method", choices=list(METHODS), default="onnx-int8",
                           help="onnx: float32 graph; onnx-int8: ONNX Runtime dynamic int8 "
                                "weights (default)")
     quantize.add_argument("--data", metavar="DATA",

@@ -14,12 +14,14 @@ missing, so the core package never needs them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,22 +128,29 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike) -> Path:
 
 def quantize_onnx_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     """ONNX Runtime dynamic quantization of ``source``: int8 weights (``QInt8``) for the
-    MatMul/Gemm layers, activations quantized per batch at run time; needs no
-    calibration data."""
+    MatMul layers and the embedding lookups (Gather), activations quantized per batch at
+    run time; needs no calibration data."""
     require_deploy_extra("int8 quantization")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # quantize_dynamic logs (on the root logger) a plea to run its pre-processing first;
-    # that step's symbolic shape inference fails on transformers' graphs ("Incomplete
-    # symbolic shape inference"), and the int8 parity test holds without it.
+    with without_preprocessing_plea():
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    return Path(target)
+
+
+@contextlib.contextmanager
+def without_preprocessing_plea() -> Iterator[None]:
+    """Drop the plea ONNX Runtime's quantizers log (on the root logger) to run its
+    pre-processing first: that step's symbolic shape inference fails on transformers'
+    graphs ("Incomplete symbolic shape inference"), and the int8 parity tests hold
+    without it."""
     root = logging.getLogger()
     plea = _DropMessage("pre-processing before quantization")
     root.addFilter(plea)
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        yield
     finally:
         root.removeFilter(plea)
-    return Path(target)
 
 
 class _DropMessage(logging.Filter):
@@ -222,4 +231,5 @@ class OnnxClassifier(torch.nn.Module):
 
 
 __all__ = ["METHODS", "ONNX_FILE", "OPSET", "OnnxClassifier", "export_onnx",
-           "graph_parameter_count", "is_onnx_dir", "quantize_onnx_int8", "require_deploy_extra"]
+           "graph_parameter_count", "is_onnx_dir", "quantize_onnx_int8", "require_deploy_extra",
+           "without_preprocessing_plea"]

@@ -9,6 +9,8 @@ teacher and 3-layer B student. It makes, in its folder (``runs/bench/compression
   feed-forward neurons cut (:func:`textdistill.prune.prune_model`, scored on the subset);
 * ``recovered/``: that model distilled from the unpruned student (a sweep row);
 * ``<row>/``: the ONNX directories ``textdistill quantize`` writes (float32 or int8);
+* ``student_onnx_int8_static/``: ``student_onnx_fp32``'s graph with static (calibrated)
+  int8, which the library does not offer (:mod:`textdistill.bench.static_int8`);
 * ``notes.json``: what each made directory came from (the digest of its source's
   weights) and each model's accuracy, so a rerun redoes only what changed.
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import machine, plan, recipes
+from . import machine, plan, recipes, static_int8
 from . import transfer_plan as tp
 from .latency import SEQ_LEN, alternating
 from .sweep import Row, Sweep
@@ -46,6 +48,8 @@ RECOVERY_SEED = 42
 # states match 1:1 with no projection. Logit KD as the chosen students' (T 2, hard 0.5);
 # the intermediate weight of C's chosen variant (0.1, annealed to 0).
 RECOVERY_DISTILL = recipes.with_intermediate(recipes.logit_kd(2.0, 0.5), 0.1, 0.0)
+# The export methods whose graphs hold int8 weights.
+INT8_METHODS = ("onnx-int8", static_int8.METHOD)
 # The goals of issue 16: (bar, whether the measured value must be at least or at most it).
 BARS: dict[str, tuple[float, str]] = {
     "int8_speedup_b32_vs_student": (2.5, "at_least"),
@@ -62,6 +66,10 @@ BARS: dict[str, tuple[float, str]] = {
 STUDENT_STEP_S = tp.STEP_SECONDS["minilm3"]
 RECOVERY_STEP_S = STUDENT_STEP_S * 4 / 3
 EXPORT_S = 30.0
+# The static int8 graph: reading the calibration sentences, a forward pass over them that
+# records every MatMul input, and the quantization; no card. Estimated, not timed here:
+# the throwaway experiment's graphs took under a minute each on a loaded machine.
+STATIC_EXPORT_S = 30.0
 # One pass over SST-2's 872 validation sentences: MPNet-base from the transfer section's
 # cost model, MiniLM-L6 5.6x faster, a 3-layer student twice as fast again.
 EVAL_S = {"mpnet": 872 / tp.TEACHER_SENTENCES_PER_S,
@@ -90,11 +98,12 @@ class Sources:
 
 @dataclass(frozen=True)
 class Entry:
-    """A row: a PyTorch model, or (``method``) the ONNX directory made from it."""
+    """A row: a PyTorch model, or (``method``) the ONNX directory made from ``source``
+    (a PyTorch model; for static int8, the float32 ONNX row's directory)."""
 
     name: str
     source: Path
-    method: str | None   # None | onnx | onnx-int8
+    method: str | None   # None | onnx | onnx-int8 | static_int8.METHOD
     own_teacher: str     # the row its second speed-up is against
     kind: str            # its key in EVAL_S / LATENCY_S
 
@@ -139,12 +148,16 @@ def folder(runs: Path, budget: recipes.Budget) -> Path:
     return runs / plan.RowFactory(Sweep(runs, plan.teacher_dir(runs)), budget, "").key(FOLDER)
 
 
-def entries(sources: Sources, recovered: Path) -> list[Entry]:
+def entries(sources: Sources, where: Path) -> list[Entry]:
+    """The rows, each after the row its directory is made from (the section's folder
+    ``where`` holds the made ones)."""
     student, teacher = sources.student, "teacher_fp32"
+    recovered, float_graph = where / RECOVERY_KEY / "best", where / "student_onnx_fp32"
     out = [Entry("teacher_fp32", sources.teacher, None, teacher, "minilm6"),
            Entry("student_fp32", student, None, teacher, "minilm3"),
-           Entry("student_onnx_fp32", student, "onnx", teacher, "minilm3"),
+           Entry(float_graph.name, student, "onnx", teacher, "minilm3"),
            Entry("student_onnx_int8", student, "onnx-int8", teacher, "int8"),
+           Entry("student_onnx_int8_static", float_graph, static_int8.METHOD, teacher, "int8"),
            Entry("pruned_fp32", recovered, None, teacher, "minilm3"),
            Entry("pruned_onnx_int8", recovered, "onnx-int8", teacher, "int8")]
     if sources.transfer_teacher is not None and sources.transfer_student is not None:
@@ -225,21 +238,27 @@ def recovery_row(sweep: Sweep, pruned: Path, budget: recipes.Budget) -> Row:
 
 
 def ensure_export(where: Path, entry: Entry, spec: str, smoke: bool, notes: Notes) -> None:
-    """``entry``'s ONNX directory, written by ``textdistill quantize``'s code unless a
-    saved one was made from the same weights."""
+    """``entry``'s ONNX directory, written by ``textdistill quantize``'s code (static int8:
+    by :mod:`~textdistill.bench.static_int8`, calibrated on ``spec``'s train split) unless
+    a saved one was made from the same weights the same way."""
     from ..quantize import quantize_model
 
     out = entry.directory(where)
     made_from = {"source": str(entry.source), "source_digest": weights_digest(entry.source),
                  "method": entry.method}
+    if entry.method == static_int8.METHOD:
+        made_from["calibration"] = {**static_int8.RECIPE, "spec": spec}
     saved = notes.get("exports", entry.name, made_from)
     if saved is not None and (out / "model.onnx").is_file() \
             and saved["digest"] == weights_digest(out):
         print(f"compression: reusing {out}", flush=True)
         return
     start = time.perf_counter()
-    quantize_model(entry.source, out, method=entry.method, data=spec, overwrite=True,
-                   latency_repeats=1 if smoke else 10)
+    if entry.method == static_int8.METHOD:
+        static_int8.quantize_static_qdq(entry.source, out, spec)
+    else:
+        quantize_model(entry.source, out, method=entry.method, data=spec, overwrite=True,
+                       latency_repeats=1 if smoke else 10)
     notes.put("exports", entry.name, {**made_from, "digest": weights_digest(out),
                                       "seconds": time.perf_counter() - start})
 
@@ -283,7 +302,7 @@ def run_section(where: Path, sources: Sources, budget: recipes.Budget,
     pruned, prune_note = ensure_pruned(where, sources, budget, notes)
     sweep = Sweep(where, sources.student)
     recovered = sweep.ensure(recovery_row(sweep, pruned, budget))
-    mine = entries(sources, where / RECOVERY_KEY / "best")
+    mine = entries(sources, where)
     for entry in mine:
         if entry.method is not None:
             ensure_export(where, entry, spec, budget.smoke, notes)
@@ -324,7 +343,7 @@ def collect(m: Measured, mine: list[Entry], sources: Sources, budget: recipes.Bu
         rows[entry.name] = {
             "accuracy": scores[entry.name]["accuracy"], "size_mb": costs[entry.name]["size_mb"],
             "params": costs[entry.name]["params"], "runtime": costs[entry.name]["runtime"],
-            "precision": "int8" if entry.method == "onnx-int8" else "fp32",
+            "precision": "int8" if entry.method in INT8_METHODS else "fp32",
             "latency_ms_b1": lat["latency_ms_b1"], "latency_ms_b32": lat["latency_ms_b32"],
             "speedup_vs_teacher_b1":
                 latency["teacher_fp32"]["latency_ms_b1"] / lat["latency_ms_b1"],
@@ -348,6 +367,7 @@ def collect(m: Measured, mine: list[Entry], sources: Sources, budget: recipes.Bu
             "recovery": {"steps": m.recovered["final_step"], "seed": RECOVERY_SEED,
                          "lr": recipes.LR,
                          "batch_size": recipes.BATCH_SIZE, "distill": RECOVERY_DISTILL},
+            "static_int8": static_int8.RECIPE,
             "bars": {key: {"bar": bar, "kind": kind} for key, (bar, kind) in BARS.items()},
             "smoke": budget.smoke,
             "expected_minutes": expected_minutes(sources.transfer_teacher is not None),
@@ -388,13 +408,14 @@ def expected_minutes(with_transfer: bool) -> dict[str, float]:
     """What each part of the section should cost on 2 CPU cores (the cost model above)."""
     transfer = (Path("transfer-teacher"), Path("transfer-student")) if with_transfer \
         else (None, None)
-    mine = entries(Sources(Path("teacher"), Path("student"), "B", *transfer), Path("recovered"))
+    mine = entries(Sources(Path("teacher"), Path("student"), "B", *transfer), Path("."))
     kinds = [entry.kind for entry in mine]
     evals = [*kinds, "minilm3"]  # and the pruned model before recovery
     seconds = {
         "prune": PRUNE_BATCHES * STUDENT_STEP_S,
         "recovery": RECOVERY_STEPS * RECOVERY_STEP_S + tp.KD_RUN_OVERHEAD_S,
-        "exports": EXPORT_S * sum(1 for entry in mine if entry.method is not None),
+        "exports": sum(STATIC_EXPORT_S if entry.method == static_int8.METHOD else EXPORT_S
+                       for entry in mine if entry.method is not None),
         "accuracy": sum(EVAL_S["minilm3" if kind == "int8" else kind] for kind in evals),
         "latency": sum(LATENCY_S[kind] for kind in kinds),
     }

@@ -14,6 +14,7 @@ ROW_LABELS = {
     "student_fp32": "student, PyTorch fp32",
     "student_onnx_fp32": "student, ONNX Runtime fp32",
     "student_onnx_int8": "student, ONNX Runtime int8",
+    "student_onnx_int8_static": "student, ONNX Runtime int8 static (QDQ, calibrated)",
     "pruned_fp32": "pruned + recovered student, PyTorch fp32",
     "pruned_onnx_int8": "pruned + recovered student, ONNX Runtime int8",
     "mpnet_teacher_fp32": "transfer teacher (MPNet-base), PyTorch fp32",
@@ -119,6 +120,37 @@ def _rows(c: dict) -> list[str]:
     return lines
 
 
+def _times(static_ms: float, dynamic_ms: float) -> str:
+    if static_ms < dynamic_ms:
+        return f"{dynamic_ms / static_ms:.2f}x faster"
+    if static_ms > dynamic_ms:
+        return f"{static_ms / dynamic_ms:.2f}x slower"
+    return "as fast"
+
+
+def static_against_dynamic(c: dict) -> list[str]:
+    """The sentence comparing the static int8 row with the dynamic one (which
+    ``textdistill quantize`` offers), or nothing when the JSON lacks either."""
+    rows = c["rows"]
+    static, dynamic = rows.get("student_onnx_int8_static"), rows.get("student_onnx_int8")
+    calibration = c["setup"].get("static_int8")
+    if static is None or dynamic is None or calibration is None:
+        return []
+    b1, b32 = (_times(static[key], dynamic[key]) for key in ("latency_ms_b1", "latency_ms_b32"))
+    faster = all(static[key] < dynamic[key] for key in ("latency_ms_b1", "latency_ms_b32"))
+    verdict = (", though static int8 is faster here at both batch sizes: a case for offering it"
+               if faster else ": static int8 is not faster here at every batch size")
+    return ["", f"Static int8 (QDQ, {calibration['activations']} activations with scales "
+            f"fixed by {calibration['method']} calibration on {calibration['sentences']} "
+            f"training sentences, {'/'.join(calibration['ops'])} only) against the dynamic "
+            f"int8 row: {b1} at batch 1, {b32} at batch 32, "
+            f"{100 * (static['accuracy'] - dynamic['accuracy']):+.2f} pt of accuracy "
+            f"({pct(static['accuracy'])}% against {pct(dynamic['accuracy'])}%), "
+            f"{static['size_mb']:.1f} MB against {dynamic['size_mb']:.1f} MB. "
+            f"`textdistill quantize` offers dynamic int8 only{verdict} "
+            "(see `docs/deploy.md`)."]
+
+
 def _goals(c: dict) -> list[str]:
     lines = ["| goal | bar | measured | |", "|---|---|---:|---|"]
     for key, goal in c["goals"].items():
@@ -151,7 +183,8 @@ def section(compression: dict | None) -> list[str]:
     smoke = ["", "**Smoke run** (tiny models, a few steps): the numbers check the script, "
              "not the method."] if compression["setup"]["smoke"] else []
     return [TITLE, *smoke, "", *_setup(compression), "", "### Rows", "", *_rows(compression),
-            "", f"![accuracy against latency at batch 32](benchmarks/{FIGURE})", "",
+            *static_against_dynamic(compression), "",
+            f"![accuracy against latency at batch 32](benchmarks/{FIGURE})", "",
             "### Goals", "", *_goals(compression), "", "### Cost", "", *_cost(compression), ""]
 
 
