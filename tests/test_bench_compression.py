@@ -26,8 +26,8 @@ pytestmark = pytest.mark.skipif(
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = 120
 ROWS = {"teacher_fp32", "student_fp32", "student_onnx_fp32", "student_onnx_int8",
-        "student_onnx_int8_static", "pruned_fp32", "pruned_onnx_int8", "mpnet_teacher_fp32", "transfer_student_fp32",
-        "transfer_student_onnx_int8"}
+        "student_onnx_int8_static", "pruned_fp32", "pruned_onnx_int8", "mpnet_teacher_fp32",
+        "transfer_student_fp32", "transfer_student_onnx_int8"}
 
 
 def saved_sections(runs: Path) -> dict:
