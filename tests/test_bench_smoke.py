@@ -69,8 +69,9 @@ def test_smoke_run_writes_every_row_and_the_page(smoke):
                 dev_files.add(yaml.safe_load(Path(run, "recipe.yaml").read_text())["data"]["eval"])
                 assert saved["final_eval"]["accuracy"] == dev
                 assert saved["eval_examples"] == recipes.SMOKE_DEV
-                assert json.loads(Path(run, VALIDATION_NOTE).read_text()) == \
-                    {"accuracy": acc, "examples": setup["eval_examples"]}
+                note = json.loads(Path(run, VALIDATION_NOTE).read_text())
+                assert (note["accuracy"], note["examples"]) == (acc, setup["eval_examples"])
+                assert sum(note["correct"]) / len(note["correct"]) == acc
     assert len(dev_files) == 1 and Path(dev_files.pop()).parent.name.startswith(plan.DEV_FOLDER)
     # The reading is the trainer's own final evaluation: on the teacher, whose runs
     # evaluate on validation, both agree.

@@ -233,3 +233,112 @@ def test_a_partial_section_says_which_students_have_not_run(smoke):
     assert f"average {words['labelled']:.1f}" in page
     assert "Not yet run: every row of MiniLM, 6 blocks" in "\n".join(
         transfer_report.headline(partial))
+
+
+def _weighted(lengths: dict, accuracies: list) -> float:
+    """The accuracy over all sentences, from per-bucket accuracies weighted by counts."""
+    pairs = [(n, a) for n, a in zip(lengths["sentences"], accuracies) if n]
+    return sum(n * a for n, a in pairs) / sum(n for n, _ in pairs)
+
+
+def test_accuracy_by_length_adds_up_to_each_rows_validation_accuracy(smoke):
+    _, _, docs, _, transfer = smoke
+    lengths = transfer["by_length"]
+    assert lengths["buckets"] == transfer_collect.length_buckets()
+    assert sum(lengths["sentences"]) == transfer["setup"]["eval_examples"]
+    assert _weighted(lengths, lengths["teacher"]) == pytest.approx(
+        transfer["teacher"]["accuracy"], abs=1e-9)
+    assert {name: set(s) for name, s in lengths["rows"].items()} == \
+        {name: set(s) for name, s in transfer["rows"].items()}
+    for name, students in transfer["rows"].items():
+        for student, row in students.items():
+            assert _weighted(lengths, lengths["rows"][name][student]) == pytest.approx(
+                row["accuracy_mean"], abs=1e-9), (name, student)
+    # The tiny sentences are all short: the longer buckets are empty, shown as n/a.
+    assert [n > 0 for n in lengths["sentences"]] == [True, False, False, False]
+    page = (docs / "benchmarks.md").read_text()
+    assert "### Validation accuracy by sentence length" in page
+    assert f"| teacher | {pct(lengths['teacher'][0])} | n/a | n/a | n/a |" in page
+
+
+def test_accuracy_by_length_buckets_the_saved_notes_by_words(tmp_path):
+    from textdistill.bench.dev_split import VALIDATION_NOTE
+
+    validation = tmp_path / "validation.tsv"
+    sentences = [" ".join(["w"] * n) for n in (3, 10, 11, 20, 25, 31, 40)]
+    validation.write_text("sentence\tlabel\n" + "".join(f"{s}\t1\n" for s in sentences))
+
+    def run(name: str, correct: list[int]) -> str:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / VALIDATION_NOTE).write_text(json.dumps(
+            {"accuracy": sum(correct) / len(correct), "examples": 7, "correct": correct}))
+        return str(tmp_path / name)
+
+    teacher = run("teacher", [1, 1, 1, 0, 1, 1, 0])
+    rows = {"B": {"minilm3": {"run_dirs": [run("s42", [1, 0, 1, 1, 0, 0, 0]),
+                                           run("s43", [1, 1, 0, 1, 1, 1, 0])]}}}
+    lengths = transfer_collect.by_length(rows, Path(teacher), validation)
+    assert lengths == {"buckets": ["<=10", "11-20", "21-30", ">30"],
+                       "sentences": [2, 2, 1, 2], "teacher": [1.0, 0.5, 1.0, 0.5],
+                       "rows": {"B": {"minilm3": [0.75, 0.75, 0.5, 0.25]}}}
+
+
+def test_a_note_without_the_sentences_is_evaluated_once_then_keeps_them(smoke, tmp_path,
+                                                                       monkeypatch):
+    from textdistill.bench import dev_split
+
+    _, _, _, sst2, transfer = smoke
+    validation = sst2 / "validation.tsv"
+    saved_run = Path(transfer["rows"]["B"]["minilm3"]["run_dirs"][0])
+    run = tmp_path / "run"
+    shutil.copytree(saved_run / "best", run / "best")
+    full = json.loads((saved_run / dev_split.VALIDATION_NOTE).read_text())
+    note = run / dev_split.VALIDATION_NOTE
+    note.write_text(json.dumps({"accuracy": full["accuracy"], "examples": full["examples"]}))
+    calls = []
+    real = dev_split.run_model
+    monkeypatch.setattr(dev_split, "run_model", lambda *args: calls.append(args) or real(*args))
+    # The accuracy alone is read from the older note as it is.
+    assert dev_split.validation_accuracy(run, validation) == (full["accuracy"],
+                                                              full["examples"])
+    assert calls == []
+    first = dev_split.validation_correct(run, validation)
+    assert dev_split.validation_correct(run, validation) == first == full["correct"]
+    assert len(calls) == 1
+    assert json.loads(note.read_text()) == full
+
+
+def test_the_length_table_renders_from_the_json_and_nothing_without_it(smoke):
+    import copy
+
+    transfer = copy.deepcopy(smoke[4])
+    transfer["by_length"] = {
+        "buckets": ["<=10", "11-20", "21-30", ">30"], "sentences": [150, 340, 275, 107],
+        "teacher": [0.96, 0.92, 0.9, 0.88],
+        "rows": {"A": {"minilm3": [0.8, 0.7, 0.6, 0.5]},
+                 "B": {"minilm3": [0.912, 0.828, 0.765, 0.704],
+                       "minilm6": [0.864, 0.874, 0.9, 0.88]}}}
+    page = "\n".join(transfer_report.section(transfer))
+    assert ("| model | <=10 words (150) | 11-20 words (340) | 21-30 words (275) "
+            "| >30 words (107) |") in page
+    assert "| teacher | 96.00 | 92.00 | 90.00 | 88.00 |" in page
+    assert "| A: labels of L only (MiniLM, 3 blocks) | 80.00 | 70.00 | 60.00 | 50.00 |" in page
+    assert "| B's retention of the teacher (MiniLM, 3 blocks) | 95.0% | 90.0% | 85.0% | " \
+        "80.0% |" in page
+    assert "| B's retention of the teacher (MiniLM, 6 blocks) | 90.0% | 95.0% | 100.0% | " \
+        "100.0% |" in page
+    words = transfer["setup"]["mean_words"]
+    assert f"L, D and U average {words['labelled']:.1f}" in page
+    assert ("B's retention of the teacher is 95.0% on sentences of <=10 words and 80.0% on "
+            ">30 (MiniLM, 3 blocks); 90.0% on sentences of <=10 words and 100.0% on >30 "
+            "(MiniLM, 6 blocks): the gap to the teacher grows with length for MiniLM, "
+            "3 blocks only.") in page
+    transfer["by_length"]["rows"]["B"].pop("minilm6")
+    assert "the gap to the teacher grows with length." in "\n".join(
+        transfer_report.section(transfer))
+    # Older JSON, the committed one included, has no by_length: no table, the rest as before.
+    del transfer["by_length"]
+    assert "by sentence length" not in "\n".join(transfer_report.section(transfer))
+    committed = json.loads((ROOT / "docs" / "benchmarks" / "results.json").read_text())
+    assert "by sentence length" not in "\n".join(
+        transfer_report.section(committed.get("transfer")))

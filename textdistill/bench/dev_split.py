@@ -7,13 +7,16 @@ their content: rows name their data files by path, so a different split gets oth
 paths and retrains the rows that read it.
 
 Every choice among candidates (:func:`best_index`) reads their dev accuracies; SST-2's
-validation set is read once per finished run (:func:`validation_accuracy`), for the page.
+validation set is read once per finished run (:func:`validation_accuracy`), for the page,
+and which sentences the run got right is saved with it (:func:`validation_correct`), for
+breakdowns of that accuracy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from . import recipes
 from .sweep import NOTE_PREFIX
 
 VALIDATION_NOTE = NOTE_PREFIX + "validation.json"
+# The note's key of its per-sentence list (1: right), in the validation file's order.
+CORRECT_KEY = "correct"
 
 TsvRow = tuple[str, str]  # (sentence, label)
 
@@ -102,9 +107,25 @@ def validation_accuracy(run: Path, validation_file: Path,
     """(accuracy, sentences) on ``validation_file`` of ``run``'s model (:func:`run_model`),
     computed once and saved beside the run (a rerun of the row deletes the note)."""
     note = run / VALIDATION_NOTE
-    if note.is_file():
-        saved = json.loads(note.read_text())
-        return saved["accuracy"], saved["examples"]
+    saved = json.loads(note.read_text()) if note.is_file() else _evaluate(
+        run, validation_file, step)
+    return saved["accuracy"], saved["examples"]
+
+
+def validation_correct(run: Path, validation_file: Path,
+                       step: int | None = None) -> list[int]:
+    """1 or 0 per sentence of ``validation_file``, in the order the library reads it: did
+    ``run``'s model get it right; read from the note of :func:`validation_accuracy`. A note
+    written before the note kept these is evaluated again, once, and saved with them."""
+    note = run / VALIDATION_NOTE
+    saved = json.loads(note.read_text()) if note.is_file() else {}
+    if CORRECT_KEY not in saved:
+        saved = _evaluate(run, validation_file, step)
+    return saved[CORRECT_KEY]
+
+
+def _evaluate(run: Path, validation_file: Path, step: int | None) -> dict[str, Any]:
+    """The validation note of ``run``, computed and saved."""
     from ..data.config import DataConfig
     from ..data.loading import load_raw_splits, tokenize_splits
     from ..schema import from_dict
@@ -114,6 +135,11 @@ def validation_accuracy(run: Path, validation_file: Path,
     model, tokenizer = run_model(run, step)
     split = tokenize_splits(load_raw_splits(cfg), tokenizer, cfg)["eval"]
     predicted = logits(model, split, tokenizer.pad_token_id).argmax(-1).tolist()
-    accuracy = sum(p == y for p, y in zip(predicted, split["labels"])) / len(predicted)
-    note.write_text(json.dumps({"accuracy": accuracy, "examples": len(predicted)}) + "\n")
-    return accuracy, len(predicted)
+    correct = [int(p == y) for p, y in zip(predicted, split["labels"])]
+    saved = {"accuracy": sum(correct) / len(correct), "examples": len(correct),
+             CORRECT_KEY: correct}
+    # Replaced whole: an interrupted rewrite of an older note leaves that note readable.
+    staged = run / (VALIDATION_NOTE + ".tmp")
+    staged.write_text(json.dumps(saved) + "\n")
+    os.replace(staged, run / VALIDATION_NOTE)
+    return saved

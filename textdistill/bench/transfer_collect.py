@@ -2,13 +2,16 @@
 ``transfer`` object) from saved rows.
 
 Rows are chosen on D (:mod:`.transfer_plan`); SST-2's validation set is read once per run
-of a chosen row, from its ``best/``, and saved beside it (``bench-validation.json``).
+of a chosen row, from its ``best/``, and saved beside it (``bench-validation.json``),
+with which sentences it got right: accuracy by sentence length (:func:`by_length`) is
+computed from those notes.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 from . import machine, recipes
 from . import transfer_plan as tp
 from .collect import mean_std
-from .dev_split import validation_accuracy
+from .dev_split import validation_accuracy, validation_correct
 from .latency import SEQ_LEN, alternating
 from .sweep import Row, Sweep
 from .transfer_data import Split, split_texts, write_split
@@ -26,6 +29,10 @@ BARS = {"b_over_a_pts_3layer": 3.0, "b_minus_p_pts_3layer": 0.0,
         "b_minus_p_pts_6layer": 0.0, "retention_pct_6layer": 98.0,
         "retention_pct_3layer": 97.0, "speedup_b32_3layer": 8.0}
 BUDGET_MINUTES = 180
+# Word-count edges of the by-length buckets: <=10, 11-20, 21-30, >30 words. L, D and U
+# average about 10 words (setup.mean_words), so the first bucket is the length the rows
+# trained on; on SST-2 each bucket holds 105 to 340 of the 872 validation sentences.
+LENGTH_EDGES = (10, 20, 30)
 
 
 def run_section(runs: Path, sst2_dir: Path, budget: tp.TransferBudget, models: tp.Models,
@@ -96,9 +103,49 @@ def mean_words(split: Split, validation_file: Path) -> dict[str, float]:
     """Mean words per text of L, D, U and validation: SST-2's training rows include the
     phrases of its parse trees, its validation rows are whole sentences."""
     texts = split_texts(split)
-    texts["validation"] = [line.split("\t")[0] for line in
-                           validation_file.read_text(encoding="utf-8").splitlines()[1:]]
+    texts["validation"] = validation_texts(validation_file)
     return {part: statistics.fmean(len(t.split()) for t in rows) for part, rows in texts.items()}
+
+
+def validation_texts(validation_file: Path) -> list[str]:
+    """The sentences of a GLUE TSV, in file order (the library reads it unquoted, in the
+    same order)."""
+    return [line.split("\t")[0] for line in
+            validation_file.read_text(encoding="utf-8").splitlines()[1:]]
+
+
+def length_buckets() -> list[str]:
+    """The names of the buckets of :data:`LENGTH_EDGES`, shortest first."""
+    spans = zip(LENGTH_EDGES, LENGTH_EDGES[1:])
+    return [f"<={LENGTH_EDGES[0]}", *(f"{low + 1}-{high}" for low, high in spans),
+            f">{LENGTH_EDGES[-1]}"]
+
+
+def by_length(rows: dict, teacher_run: Path, validation_file: Path) -> dict:
+    """Validation accuracy per bucket of sentence length (words as :func:`mean_words` counts
+    them) of the teacher and of every chosen row (the mean over its seeds' runs), read
+    from the runs' validation notes; None for a bucket without sentences."""
+    buckets = [bisect_left(LENGTH_EDGES, len(text.split()))
+               for text in validation_texts(validation_file)]
+    sentences = [buckets.count(b) for b in range(len(LENGTH_EDGES) + 1)]
+
+    def accuracies(runs: list[Path]) -> list[float | None]:
+        right = []
+        for run in runs:
+            correct = validation_correct(run, validation_file)
+            if len(correct) != len(buckets):
+                raise RuntimeError(f"{run}: its validation note has {len(correct)} sentences, "
+                                   f"{validation_file} {len(buckets)}")
+            right.append([sum(c for c, b in zip(correct, buckets) if b == bucket)
+                          for bucket in range(len(sentences))])
+        return [statistics.fmean(hits[bucket] / count for hits in right) if count else None
+                for bucket, count in enumerate(sentences)]
+
+    return {"buckets": length_buckets(), "sentences": sentences,
+            "teacher": accuracies([teacher_run]),
+            "rows": {name: {student: accuracies([Path(d) for d in row["run_dirs"]])
+                            for student, row in students.items()}
+                     for name, students in rows.items()}}
 
 
 def summarize(plan: tp.TransferPlan, entries: list[tp.Entry], teacher: dict,
@@ -170,6 +217,7 @@ def collect(plan: tp.TransferPlan, teacher_result: dict, latency: dict,
         "setup": setup(plan, examples, validation_file), "teacher": teacher,
         "labelled": sources["labelled"], "unlabelled": sources["transfer"],
         "rows": rows, "choices": choices, "latency": latency,
+        "by_length": by_length(rows, teacher_run, validation_file),
         "cost": {"teacher_s": teacher_result["wall_time_s"], "rows_s": rows_s,
                  "runs": len(saved) + 1},
         "device": machine.device(), "versions": machine.versions(),

@@ -124,6 +124,67 @@ def _rows(t: dict) -> list[str]:
     return lines + _not_run_line(t)
 
 
+def _by_length(t: dict) -> list[str]:
+    """Validation accuracy per bucket of sentence length, of the teacher and each chosen row,
+    and B's retention per bucket; nothing for a JSON without ``by_length``."""
+    lengths = t.get("by_length")
+    if not lengths:
+        return []
+
+    def cells(values: list[float | None], shown) -> str:
+        return " | ".join("n/a" if v is None else shown(v) for v in values)
+
+    buckets = lengths["buckets"]
+    lines = ["### Validation accuracy by sentence length", "",
+             "| model | " + " | ".join(f"{bucket} words ({count})" for bucket, count
+                                       in zip(buckets, lengths["sentences"])) + " |",
+             "|---|" + "---:|" * len(buckets),
+             f"| teacher | {cells(lengths['teacher'], pct)} |"]
+    for name, student, _ in _chosen(t):
+        accuracies = lengths["rows"].get(name, {}).get(student)
+        if accuracies is not None:
+            lines.append(f"| {ROW_LABELS[name]} ({STUDENT_LABELS.get(student, student)}) | "
+                         f"{cells(accuracies, pct)} |")
+    retentions = _b_retention(lengths)
+    lines += [f"| B's retention of the teacher ({STUDENT_LABELS.get(student, student)}) | "
+              f"{cells(values, lambda v: f'{v:.1f}%')} |" for student, values in retentions.items()]
+    words = t["setup"].get("mean_words")
+    trained = (f" L, D and U average {words['labelled']:.1f}, {words['dev']:.1f} and "
+               f"{words['unlabelled']:.1f} words (`setup.mean_words`)." if words else "")
+    return [*lines, "", f"Validation accuracy (%) on the sentences of each length, in "
+            f"whitespace-separated words; a row's is the mean over its seeds.{trained}"
+            + _length_verdict(buckets, retentions), ""]
+
+
+def _b_retention(lengths: dict) -> dict[str, list[float | None]]:
+    """Student -> B's accuracy per length bucket as a percentage of the teacher's."""
+    teacher = lengths["teacher"]
+    return {student: [None if b is None or not t else 100 * b / t
+                      for b, t in zip(accuracies, teacher)]
+            for student, accuracies in lengths["rows"].get("B", {}).items()}
+
+
+def _length_verdict(buckets: list[str], retentions: dict[str, list[float | None]]) -> str:
+    """B's retention on the shortest and the longest sentences, and whether the gap to the
+    teacher grows between them; empty unless two buckets have a retention."""
+    ends = {}
+    for student, values in retentions.items():
+        known = [i for i, v in enumerate(values) if v is not None]
+        if len(known) > 1:
+            ends[student] = (known[0], known[-1])
+    if not ends:
+        return ""
+    parts = [f"{retentions[s][first]:.1f}% on sentences of {buckets[first]} words and "
+             f"{retentions[s][last]:.1f}% on {buckets[last]} "
+             f"({STUDENT_LABELS.get(s, s)})" for s, (first, last) in ends.items()]
+    wider = [STUDENT_LABELS.get(s, s) for s, (first, last) in ends.items()
+             if retentions[s][last] < retentions[s][first]]
+    verdict = ("the gap to the teacher grows with length" if len(wider) == len(ends) else
+               "the gap to the teacher does not grow with length" if not wider else
+               f"the gap to the teacher grows with length for {', '.join(wider)} only")
+    return f" B's retention of the teacher is {'; '.join(parts)}: {verdict}."
+
+
 def _chosen(t: dict):
     """(row name, student, row) of every chosen row, in table order."""
     for name, students in t["rows"].items():
@@ -189,7 +250,8 @@ def section(transfer: dict | None) -> list[str]:
     smoke = ["", "**Smoke run** (a few steps on a tiny data set): the numbers check the "
              "script, not the method."] if transfer["setup"]["smoke"] else []
     return [TITLE, *smoke, "", *_setup(transfer), "", "### Rows", "", *_rows(transfer), "",
-            "### Goals", "", *_goals(transfer), "", "### Cost", "", *_cost(transfer), ""]
+            *_by_length(transfer), "### Goals", "", *_goals(transfer), "", "### Cost", "",
+            *_cost(transfer), ""]
 
 
 def headline(transfer: dict) -> list[str]:
