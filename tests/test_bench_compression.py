@@ -25,6 +25,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs the deploy extra (onnx, onnxruntime)")
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = 120
+VALIDATION_SENTENCES = 24  # conftest's bench_workspace
+DEV_SENTENCES = 10
 ROWS = {"teacher_fp32", "student_fp32", "student_onnx_fp32", "student_onnx_int8",
         "student_onnx_int8_static", "pruned_fp32", "pruned_onnx_int8", "mpnet_teacher_fp32",
         "transfer_student_fp32", "transfer_student_onnx_int8"}
@@ -37,8 +39,12 @@ def saved_sections(runs: Path) -> dict:
     teacher = write_tiny_classifier(runs / "teacher" / "best", num_layers=4)
     student_run = runs / "B-T2-hard0.5-noaug-s42"
     write_tiny_classifier(student_run / "best", num_layers=3, seed=1)
+    # As a real row, the student evaluates on a dev split, not on validation.
+    dev = runs / "dev.tsv"
+    dev.write_text("sentence\tlabel\n" + "".join(f"dev sentence {i}\t{i % 2}\n"
+                                                   for i in range(DEV_SENTENCES)))
     recipe = recipes.kd_recipe(budget, str(teacher), [0, 2, 3], recipes.logit_kd(2.0, 0.5), 0,
-                               42, student_run, runs / "teacher_cache")
+                               42, student_run, runs / "teacher_cache", eval_file=str(dev))
     (student_run / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
     write_tiny_classifier(runs / "transfer-teacher" / "best", num_layers=6, seed=2)
     write_tiny_classifier(runs / "transfer-B" / "best", num_layers=3, seed=3)
@@ -88,6 +94,13 @@ def test_every_row_has_its_figures(smoke):
     assert all(isinstance(goal["met"], bool) for goal in result["goals"].values())
     assert result["setup"]["eval_examples"] == 24 and result["setup"]["smoke"]
     assert set(result["cost_s"]) == set(result["setup"]["expected_minutes"])
+
+
+def test_every_row_is_scored_on_validation_not_on_the_students_dev_split(smoke):
+    _, where, _, result = smoke
+    assert result["setup"]["eval_examples"] == VALIDATION_SENTENCES
+    notes = json.loads((where / compression.NOTES_FILE).read_text())
+    assert {entry["examples"] for entry in notes["accuracy"].values()} == {VALIDATION_SENTENCES}
 
 
 def test_the_static_row_is_a_calibrated_qdq_graph_of_the_float_one(smoke):

@@ -12,9 +12,10 @@ teacher and 3-layer B student. It makes, in its folder (``runs/bench/compression
 * ``student_onnx_int8_static/``: ``student_onnx_fp32``'s graph with static (calibrated)
   int8, which the library does not offer (:mod:`textdistill.bench.static_int8`);
 * ``notes.json``: what each made directory came from (the digest of its source's
-  weights) and each model's accuracy, so a rerun redoes only what changed.
+  weights) and each model's accuracy, so a rerun redoes only what changed;
+* ``validation-recipe.yaml``: the eval data of every row (:func:`validation_spec`).
 
-Accuracy is on SST-2's validation set, read through each model's own tokenizer by the
+Accuracy is on SST-2's validation set (never the dev split the students were chosen on), read through each model's own tokenizer by the
 evaluation loop of ``textdistill evaluate``; latency is measured anew on every run, every
 row in one process, in alternating rounds (:func:`textdistill.bench.latency.alternating`).
 """
@@ -37,6 +38,7 @@ from .sweep import Row, Sweep
 
 FOLDER = "compression"
 NOTES_FILE = "notes.json"
+VALIDATION_RECIPE = "validation-recipe.yaml"
 PRUNE_HEADS = 0.5
 PRUNE_FFN = 0.5
 PRUNE_BATCHES = 200   # of recipes.BATCH_SIZE subset sentences (6,400)
@@ -244,10 +246,11 @@ def ensure_export(where: Path, entry: Entry, spec: str, smoke: bool, notes: Note
     from ..quantize import quantize_model
 
     out = entry.directory(where)
+    # The spec is in the card (the accuracy quantize measures), so a new one remakes it.
     made_from = {"source": str(entry.source), "source_digest": weights_digest(entry.source),
-                 "method": entry.method}
+                 "method": entry.method, "data": spec}
     if entry.method == static_int8.METHOD:
-        made_from["calibration"] = {**static_int8.RECIPE, "spec": spec}
+        made_from["calibration"] = static_int8.RECIPE
     saved = notes.get("exports", entry.name, made_from)
     if saved is not None and (out / "model.onnx").is_file() \
             and saved["digest"] == weights_digest(out):
@@ -291,14 +294,28 @@ def measure(where: Path, mine: list[Entry], smoke: bool) -> tuple[dict, dict]:
     return alternating(models, smoke), costs
 
 
+def validation_spec(where: Path, sources: Sources, budget: recipes.Budget) -> str:
+    """A recipe whose eval split is SST-2's validation set at the benchmark's max length,
+    for ``textdistill evaluate``'s ``--data``: the student's recipe with the data of
+    :func:`~textdistill.bench.recipes.data_section` (no replaced eval file). The student's
+    own recipe evaluates on the dev split D, where its row was chosen; the section
+    reports validation, as the other sections do. Its train split is the student's
+    subset, which static int8 calibrates on."""
+    import yaml
+
+    raw = yaml.safe_load((sources.student_run / "recipe.yaml").read_text(encoding="utf-8"))
+    raw["data"] = recipes.data_section(budget, budget.subset)
+    path = where / VALIDATION_RECIPE
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
 def run_section(where: Path, sources: Sources, budget: recipes.Budget,
                 log: Callable[[str], None] = print) -> dict:
     """Make what is missing, measure, and collect the ``compression`` object."""
     where.mkdir(parents=True, exist_ok=True)
     notes = Notes(where / NOTES_FILE)
-    # The student's recipe reads SST-2's validation set as its eval split, at the
-    # benchmark's max length: every row is evaluated on it.
-    spec = str(sources.student_run / "recipe.yaml")
+    spec = validation_spec(where, sources, budget)
     pruned, prune_note = ensure_pruned(where, sources, budget, notes)
     sweep = Sweep(where, sources.student)
     recovered = sweep.ensure(recovery_row(sweep, pruned, budget))
