@@ -54,10 +54,11 @@ quickstart: $(BENCH_STAMP)
 # The SST-2 benchmark (docs/benchmarks.md, docs/benchmarks/results.json): teacher, students
 # A-E, latency, the engine's speed (scripts/bench_engine.py), the transfer section (MPNet
 # teacher, few labels; about 2.5 h more) and the compression section (ONNX Runtime, int8,
-# pruning of the best student; about 10 min more). The same-data part is under 2 h on 2 CPU cores;
-# finished rows are saved in runs/bench and reused, so an interrupted run resumes. Its rows
-# evaluate on a dev split (every choice is made there): a checkout whose saved rows predate
-# it retrains every student row, not the teacher (about 1.5 h).
+# pruning of the best student; about 6 min more). The same-data part took 81 min on 2 CPU
+# cores (its teacher 24 of them); finished rows are saved in runs/bench and reused, so an
+# interrupted run resumes. Its rows evaluate on a dev split (every choice is made there): a
+# checkout whose saved rows predate it retrains every student row, not the teacher (about
+# 1 h).
 bench: $(BENCH_STAMP)
 	$(PY) scripts/bench.py
 

@@ -31,9 +31,9 @@ Writes ``docs/benchmarks/results.json``, then renders ``docs/benchmarks.md`` and
 README.md's tables and the pages ``scripts/gen_docs.py`` generates (``docs/concepts.md``'s
 evidence table reads the JSON).
 
-    python scripts/bench.py                   # every section (about 5 h on 2 CPU cores)
+    python scripts/bench.py                   # every section (about 4 h on 2 CPU cores)
     python scripts/bench.py --section transfer   # the transfer section alone (about 3 h)
-    python scripts/bench.py --section compression   # ONNX, int8, pruning (about 10 min)
+    python scripts/bench.py --section compression   # ONNX, int8, pruning (about 6 min)
     python scripts/bench.py --only A B        # some rows; the page uses all rows saved
     python scripts/bench.py --report          # render the page again from results.json
     python scripts/bench.py --smoke --base-model DIR --runs R --docs D   # the tests' run
